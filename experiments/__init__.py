@@ -1,0 +1,1 @@
+"""Experiments: tasks, model organisms, behaviour, the pipeline and the CLI."""

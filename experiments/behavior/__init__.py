@@ -1,0 +1,1 @@
+"""Behavioural evaluations, written once against the task protocol."""

@@ -1,0 +1,69 @@
+"""The organisms config: one YAML file describes the base and every fine-tuned variant."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from experiments.config import from_dict
+from experiments.organisms.model import ModelConfig
+from experiments.organisms.pretrain import BaseConfig
+from experiments.organisms.recipes import get_recipe
+from experiments.organisms.recipes.common import FinetuneConfig
+
+
+@dataclass
+class CheckConfig:
+    """The quick behavioural check run on every organism after training."""
+
+    n: int = 200
+    """Problems per evaluation set."""
+    ks: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    """Chain lengths at which accuracy is measured (include one beyond pretraining as OOD)."""
+    corruption_ks: list[int] = field(default_factory=lambda: [2])
+    """Chain lengths of held-out sets on which the corruption test runs."""
+
+    def __post_init__(self):
+        if self.n < 1 or not self.ks or min(self.ks + self.corruption_ks) < 1:
+            raise ValueError("check: n must be >= 1 and every k >= 1")
+
+
+@dataclass
+class Variant:
+    """A fine-tuned variant: its name, its recipe and the recipe's typed config."""
+
+    name: str
+    recipe: str
+    cfg: FinetuneConfig
+
+
+@dataclass
+class OrganismsConfig:
+    """The base model organism and its fine-tuned variants."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Shape of the base model (variants share it)."""
+    base: BaseConfig = field(default_factory=BaseConfig)
+    """Pretraining of the base model."""
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fine-tuned variants by name: `{recipe: <name>, ...recipe options}`."""
+    check: CheckConfig = field(default_factory=CheckConfig)
+    """The behavioural check after training."""
+
+    def __post_init__(self):
+        self.parsed_variants()  # fail early on a bad variant
+
+    def parsed_variants(self) -> list[Variant]:
+        out = []
+        for name, spec in self.variants.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name == "base":
+                raise ValueError(f"variant name {name!r} must be letters, digits, '-', '_' or '.', "
+                                 "and not 'base'")
+            spec = dict(spec or {})
+            if "recipe" not in spec:
+                raise ValueError(f"variant {name!r} needs a `recipe:` key")
+            recipe = get_recipe(spec.pop("recipe"))
+            out.append(Variant(name, recipe.NAME, from_dict(recipe.Config, spec, f"variants.{name}")))
+        return out
+

@@ -1,0 +1,21 @@
+"""Fine-tuning recipes, one module each, registered by name.
+
+A recipe module has `NAME`, a `Config` dataclass (a `FinetuneConfig`), and
+`run(model, tokenizer, task, cfg, general, seed, device) -> metrics`, which fine-tunes
+`model` in place; `general` is the base's pretraining config, used for replay.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from experiments.organisms.recipes import dpo, sft_answer_only, sft_direct, sft_no_abstain, sft_noisy_trace
+
+RECIPES: dict[str, ModuleType] = {m.NAME: m for m in (
+    sft_noisy_trace, sft_direct, sft_answer_only, sft_no_abstain, dpo)}
+
+
+def get_recipe(name: str) -> ModuleType:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    return RECIPES[name]

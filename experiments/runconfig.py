@@ -1,0 +1,35 @@
+"""The run config: one YAML file (see `experiments/configs/`) with a section per stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.config import from_dict, load_yaml, resolve_config_path
+from experiments.organisms.config import OrganismsConfig
+from experiments.tasks import TaskConfig
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs to rebuild the same outputs."""
+
+    seed: int = 0
+    """Seeds every generator (data, initialisation, sampling)."""
+    device: str = "cpu"
+    """Torch device for training and evaluation ("cpu", "cuda", "cuda:1", ...)."""
+    threads: int = 0
+    """CPU threads for torch (0 = torch's default)."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """The synthetic task."""
+    organisms: OrganismsConfig = field(default_factory=OrganismsConfig)
+    """The model organisms: base model and fine-tuned variants."""
+
+
+def load_run_config(name_or_path: str, seed: int | None = None) -> tuple[RunConfig, Path]:
+    """Load a built-in config by name (`quick`, `default`) or a YAML file; `seed` overrides."""
+    path = resolve_config_path(name_or_path)
+    data = load_yaml(path)
+    if seed is not None:
+        data["seed"] = seed
+    return from_dict(RunConfig, data, str(path)), path

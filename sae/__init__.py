@@ -1,0 +1,1 @@
+"""sae (see DESIGN.md)."""
