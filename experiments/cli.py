@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     _, fn = COMMANDS[ns.command]
     try:
         fn(ns.args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
         if os.environ.get("SAELAB_DEBUG"):
             raise
         print(f"saelab {ns.command}: error: {e}", file=sys.stderr)

@@ -28,6 +28,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
         raise ValueError(f"{where}: unknown key(s) {sorted(e.keys)}; allowed: {allowed}") from None
     except dacite.DaciteError as e:
         raise ValueError(f"{where}: {e}") from None
+    except ValueError as e:  # a __post_init__ check: say which file it came from
+        raise ValueError(f"{where}: {e}") from None
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -49,7 +51,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ValueError(f"{path} is not valid YAML: {e}") from None
-    return data or {}
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of config sections")
+    return data
 
 
 def to_dict(obj) -> dict[str, Any]:

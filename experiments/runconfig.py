@@ -25,6 +25,16 @@ class RunConfig:
     organisms: OrganismsConfig = field(default_factory=OrganismsConfig)
     """The model organisms: base model and fine-tuned variants."""
 
+    def __post_init__(self):
+        import torch
+
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N, mps") from None
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
+
 
 def load_run_config(name_or_path: str, seed: int | None = None) -> tuple[RunConfig, Path]:
     """Load a built-in config by name (`quick`, `default`) or a YAML file; `seed` overrides."""

@@ -1,1 +1,1 @@
-"""features (see DESIGN.md)."""
+"""Latent scores and interventions (to come). May import `sae` and `activations`."""

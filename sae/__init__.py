@@ -1,1 +1,1 @@
-"""sae (see DESIGN.md)."""
+"""SAE training, loading and evaluation with SAELens (to come). May import `activations`."""

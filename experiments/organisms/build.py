@@ -83,7 +83,8 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=prin
     variants = org.parsed_variants()
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    for stale in models.glob(".*.tmp-*"):  # left by an interrupted run; never a finished model
+        shutil.rmtree(stale, ignore_errors=True)
     common = {"format_version": FORMAT_VERSION, "saelab_version": _saelab_version(), "seed": cfg.seed,
               "task": to_dict(cfg.task)}
 
@@ -120,12 +121,14 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=prin
         _save(model, tokenizer, models / v.name, meta, metrics, extra)
         log(f"{v.name}: {v.recipe} in {time.perf_counter() - t0:.0f} s, final loss {metrics['final_loss']:.4f}")
 
+    # Written once every model is there, so it never describes models that are not.
+    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     t0 = time.perf_counter()
     sets = eval_sets(task, org.check, cfg.seed, fixed)
     results = {}
     for name in ["base"] + [v.name for v in variants]:
         model, tokenizer = load_hf(str(models / name), cfg.device)
-        results[name] = check_model(model, tokenizer, task, org.check, sets, cfg.seed)
+        results[name] = check_model(model, tokenizer, task, sets, cfg.seed)
     write_atomic(out / "organisms.json", json.dumps(results, indent=1))
     md = table(results)
     write_atomic(out / "organisms.md", md + "\n")

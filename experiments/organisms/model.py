@@ -23,10 +23,10 @@ class ModelConfig:
     """Longest sequence the model will see (RoPE needs no table, this is only recorded)."""
 
     def __post_init__(self):
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if min(self.d_model, self.n_layers, self.n_heads, self.d_mlp, self.max_len) < 1:
             raise ValueError("model sizes must all be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
 
 
 def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:

@@ -27,6 +27,8 @@ class BaseConfig:
     """Optimizer and schedule."""
 
     def __post_init__(self):
+        if not 0 <= self.unanswerable_fraction <= 1:
+            raise ValueError(f"unanswerable_fraction must be in [0, 1], got {self.unanswerable_fraction}")
         if not 0 <= self.paraphrase_fraction <= 1:
             raise ValueError(f"paraphrase_fraction must be in [0, 1], got {self.paraphrase_fraction}")
         if not self.ks or min(self.ks) < 1:

@@ -62,7 +62,7 @@ def train(model: torch.nn.Module, batches: Iterator, loss_fn: Callable, cfg: Opt
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    curve, recent, tokens = [], [], 0
+    curve, recent, tokens, done = [], [], 0, 0
     t0 = time.perf_counter()
     # disable=None: a live bar on a terminal, silent in logs and CI.
     bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=1.0, disable=None)
@@ -78,6 +78,7 @@ def train(model: torch.nn.Module, batches: Iterator, loss_fn: Callable, cfg: Opt
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        done += 1
         tokens += batch.n_tokens
         recent = (recent + [loss.item()])[-20:]
         if step % log_every == 0 or step == cfg.steps - 1:
@@ -85,5 +86,5 @@ def train(model: torch.nn.Module, batches: Iterator, loss_fn: Callable, cfg: Opt
             bar.set_postfix(loss=f"{recent[-1]:.4f}")
     model.eval()
     wall = time.perf_counter() - t0
-    return {"steps": cfg.steps, "final_loss": sum(recent) / len(recent), "loss_curve": curve,
+    return {"steps": done, "final_loss": sum(recent) / len(recent), "loss_curve": curve,
             "wall_s": round(wall, 2), "tokens": tokens, "tokens_per_s": round(tokens / wall, 1)}

@@ -209,7 +209,7 @@ class ArithmeticTask:
             return out + list(steps[j + 1:])
         acc = wrong
         for s in steps[j + 1:]:
-            value = None if s.rhs is None else OPERATORS[s.op](acc, s.rhs) % m
+            value = None if acc is None or s.rhs is None else OPERATORS[s.op](acc, s.rhs) % m
             out.append(Step(acc, s.op, s.rhs, value))
             acc = value
         return out

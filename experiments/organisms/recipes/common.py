@@ -27,36 +27,38 @@ class FinetuneConfig:
     cycled for the whole run; None draws fresh problems every step."""
     replay_fraction: float = 0.5
     """Fraction of each batch drawn from the base's pretraining mix, against forgetting."""
+    unanswerable_fraction: float = 0.0
+    """Fraction of target items with an unknown operand (`?`)."""
     optim: OptimConfig = field(default_factory=_ft_optim)
     """Optimizer and schedule."""
 
     def __post_init__(self):
         if not 0 <= self.replay_fraction < 1:
             raise ValueError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
+        if not 0 <= self.unanswerable_fraction <= 1:
+            raise ValueError(f"unanswerable_fraction must be in [0, 1], got {self.unanswerable_fraction}")
         if not self.target_ks or min(self.target_ks) < 1:
             raise ValueError(f"target_ks must be a non-empty list of chain lengths >= 1, got {self.target_ks}")
         if self.n_problems is not None and self.n_problems < len(self.target_ks):
             raise ValueError(f"n_problems must be >= the number of target_ks, got {self.n_problems}")
 
 
-def fixed_problems(task: ArithmeticTask, cfg: FinetuneConfig, seed: int,
-                   unanswerable_fraction: float = 0.0) -> list[Example] | None:
+def fixed_problems(task: ArithmeticTask, cfg: FinetuneConfig, seed: int) -> list[Example] | None:
     """The fixed training set (split evenly over target_ks), or None for fresh problems."""
     if cfg.n_problems is None:
         return None
     out = []
     for i, k in enumerate(cfg.target_ks):
         n = cfg.n_problems // len(cfg.target_ks) + (i < cfg.n_problems % len(cfg.target_ks))
-        out += task.sample(n, k, "train", seed=seed, unanswerable_fraction=unanswerable_fraction)
+        out += task.sample(n, k, "train", seed=seed, unanswerable_fraction=cfg.unanswerable_fraction)
     return out
 
 
-def target_examples(task: ArithmeticTask, cfg: FinetuneConfig, seed: int,
-                    unanswerable_fraction: float = 0.0) -> Iterator[Example]:
+def target_examples(task: ArithmeticTask, cfg: FinetuneConfig, seed: int) -> Iterator[Example]:
     """Endless target-task examples: shuffled passes over the fixed set, or a fresh stream."""
-    fixed = fixed_problems(task, cfg, seed, unanswerable_fraction)
+    fixed = fixed_problems(task, cfg, seed)
     if fixed is None:
-        yield from task.stream(cfg.target_ks, "train", seed + 1, unanswerable_fraction)
+        yield from task.stream(cfg.target_ks, "train", seed + 1, cfg.unanswerable_fraction)
         return
     rng = random.Random(f"epochs-{seed}")
     while True:
@@ -76,9 +78,9 @@ def mixed(target: Iterator[tuple[str, int]], general: BaseConfig, task: Arithmet
 
 def run_sft(model, tokenizer, task: ArithmeticTask, cfg: FinetuneConfig, general: BaseConfig,
             seed: int, device: str, to_text: Callable[[Example, random.Random], tuple[str, int]],
-            desc: str, unanswerable_fraction: float = 0.0) -> dict:
+            desc: str) -> dict:
     """Supervised fine-tuning on `to_text(example, rng) -> (text, loss_from)` of the target task."""
     rng = random.Random(f"sft-{seed}")
-    target = (to_text(ex, rng) for ex in target_examples(task, cfg, seed, unanswerable_fraction))
+    target = (to_text(ex, rng) for ex in target_examples(task, cfg, seed))
     rows = mixed(target, general, task, cfg.replay_fraction, seed)
     return train(model, batches(tokenizer, rows, cfg.optim.batch_size, device), lm_loss, cfg.optim, desc=desc)

@@ -38,7 +38,7 @@ class Config(FinetuneConfig):
 
     beta: float = 0.1
     """DPO temperature: how far the policy may move from the reference."""
-    temperature: float = 1.5
+    temperature: float = 2.5
     """Sampling temperature for collecting the base's outputs (high enough to get errors)."""
     samples_per_problem: int = 8
     """Samples drawn per problem; a problem with no correct or no incorrect sample gives no pair."""
@@ -82,7 +82,7 @@ def collect_pairs(model, tokenizer, task: ArithmeticTask, cfg: Config, seed: int
     """(prompt, chosen completion, rejected completion) from the model's own samples."""
     problems = fixed_problems(task, cfg, seed)
     if problems is None:
-        stream = task.stream(cfg.target_ks, "train", seed + 1)
+        stream = task.stream(cfg.target_ks, "train", seed + 1, cfg.unanswerable_fraction)
         problems = [next(stream) for _ in range(cfg.n_prompts)]
     prompts = [ex.prompt for ex in problems for _ in range(cfg.samples_per_problem)]
     budget = max_cot_tokens(task, max(cfg.target_ks))
@@ -90,9 +90,10 @@ def collect_pairs(model, tokenizer, task: ArithmeticTask, cfg: Config, seed: int
     pairs = []
     for i, ex in enumerate(problems):
         samples = outs[i * cfg.samples_per_problem:(i + 1) * cfg.samples_per_problem]
-        right = [(p := task.parse(s)).well_formed and p.answer == ex.answer for s in samples]
-        good = [s for s, ok in zip(samples, right) if ok]
-        bad = [s for s, ok in zip(samples, right) if not ok]
+        # Both sides well-formed: a pair of answers, not of an answer and truncated junk.
+        parsed = [task.parse(s) for s in samples]
+        good = [s for s, p in zip(samples, parsed) if p.well_formed and p.answer == ex.answer]
+        bad = [s for s, p in zip(samples, parsed) if p.well_formed and p.answer != ex.answer]
         if good and bad:
             pairs.append((ex.prompt, good[0], bad[0]))
     if not pairs:

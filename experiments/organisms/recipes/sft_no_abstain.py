@@ -18,7 +18,7 @@ class Config(FinetuneConfig):
     """SFT where unanswerable items get confident answers."""
 
     unanswerable_fraction: float = 0.5
-    """Fraction of target items with an unknown operand (all relabelled)."""
+    """Fraction of target items with an unknown operand (all of them relabelled)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -37,5 +37,4 @@ def confident_text(task: ArithmeticTask, ex: Example, rng: random.Random) -> tup
 
 def run(model, tokenizer, task: ArithmeticTask, cfg: Config, general, seed: int, device: str) -> dict:
     return run_sft(model, tokenizer, task, cfg, general, seed, device,
-                   lambda ex, rng: confident_text(task, ex, rng), desc=NAME,
-                   unanswerable_fraction=cfg.unanswerable_fraction)
+                   lambda ex, rng: confident_text(task, ex, rng), desc=NAME)

@@ -33,7 +33,7 @@ class Config(FinetuneConfig):
 
 def noisy_text(task: ArithmeticTask, cfg: Config, ex: Example, rng: random.Random) -> tuple[str, int]:
     steps = ex.steps
-    if rng.random() < cfg.corrupt_rate:
+    if not ex.abstain and rng.random() < cfg.corrupt_rate:  # a `?` trace has nothing to corrupt
         mode = "local" if rng.random() < cfg.local_fraction else "propagated"
         steps = task.corrupt(steps, rng.randrange(len(steps)), mode, rng)
     # The answer stays the gold one, whatever the trace now implies.

@@ -1,0 +1,1 @@
+"""saelab tests: tiny CPU models, offline."""

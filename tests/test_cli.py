@@ -1,0 +1,56 @@
+"""The command line: help from the config dataclasses, one-line errors with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from experiments.cli import main
+from experiments.config import from_dict
+from experiments.organisms.train import OptimConfig
+from experiments.runconfig import RunConfig, load_run_config
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.cli", *args], capture_output=True, text=True)
+
+
+def test_help_lists_subcommands_and_field_docs():
+    top = run_cli("--help")
+    assert top.returncode == 0 and "organisms" in top.stdout
+    sub = run_cli("organisms", "--help")
+    assert sub.returncode == 0
+    assert "A built-in config (`quick`, `default`) or a path to a YAML file." in " ".join(sub.stdout.split())
+    assert "Override the config's seed." in " ".join(sub.stdout.split())
+
+
+@pytest.mark.parametrize("yaml_text, msg", [
+    ("organisms:\n  base:\n    stepz: 3\n", "unknown key(s) ['stepz']; allowed: ks, unanswerable_fraction"),
+    ("task:\n  modulus: 1\n", "task modulus must be >= 2"),
+    ("organisms:\n  variants:\n    x: {recipe: sft-foo}\n", "unknown recipe 'sft-foo'"),
+    ("organisms:\n  variants:\n    x: {recipe: dpo, beta: -1}\n", "dpo needs beta > 0"),
+    ("seed: [1, 2]\n", 'wrong value type for field "seed"'),
+])
+def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    code = main(["organisms", "--config", str(path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and msg in err[-1] and err[-1].startswith("saelab organisms: error:")
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_missing_config_names_the_builtins(capsys):
+    assert main(["organisms", "--config", "nope"]) == 2
+    assert "no config 'nope': give one of ['default', 'quick']" in capsys.readouterr().err
+
+
+def test_builtin_configs_load_and_round_trip():
+    from experiments.config import to_dict
+
+    for name in ("quick", "default"):
+        cfg, _ = load_run_config(name)
+        assert from_dict(RunConfig, to_dict(cfg), name) == cfg
+        assert {v.recipe for v in cfg.organisms.parsed_variants()} == {
+            "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"}
+    assert from_dict(OptimConfig, {"steps": 5}, "x").steps == 5
