@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,17 +20,30 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     """Build dataclass `cls` from `data`, refusing unknown keys and wrong types.
 
     `where` names the source in error messages (a file and a section)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    _check_keys(cls, data, where)
     try:
         return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[tuple]))
-    except dacite.UnexpectedDataError as e:
-        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
-        raise ValueError(f"{where}: unknown key(s) {sorted(e.keys)}; allowed: {allowed}") from None
     except dacite.DaciteError as e:
         raise ValueError(f"{where}: {e}") from None
     except ValueError as e:  # a __post_init__ check: say which file it came from
         raise ValueError(f"{where}: {e}") from None
+
+
+def _check_keys(cls: type, data: Any, where: str, path: str = "") -> None:
+    """Refuse unknown keys at any depth, naming the section and the allowed keys
+    (dacite's strict mode names neither)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: {path or 'the top level'} must be a mapping of {cls.__name__} "
+                         f"fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: {path + ': ' if path else ''}unknown key(s) {unknown}; "
+                         f"allowed: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if dataclasses.is_dataclass(hints[name]) and value is not None:
+            _check_keys(hints[name], value, where, f"{path}.{name}" if path else name)
 
 
 def resolve_config_path(name_or_path: str) -> Path:

@@ -25,11 +25,13 @@ def test_help_lists_subcommands_and_field_docs():
 
 
 @pytest.mark.parametrize("yaml_text, msg", [
-    ("organisms:\n  base:\n    stepz: 3\n", "unknown key(s) ['stepz']; allowed: ks, unanswerable_fraction"),
+    ("organisms:\n  base:\n    stepz: 3\n", "organisms.base: unknown key(s) ['stepz']; allowed: ks, unanswerable_fraction"),
     ("task:\n  modulus: 1\n", "task modulus must be >= 2"),
     ("organisms:\n  variants:\n    x: {recipe: sft-foo}\n", "unknown recipe 'sft-foo'"),
     ("organisms:\n  variants:\n    x: {recipe: dpo, beta: -1}\n", "dpo needs beta > 0"),
     ("seed: [1, 2]\n", 'wrong value type for field "seed"'),
+    ("task: 3\n", "task must be a mapping of TaskConfig fields, got int"),
+    ("- 1\n", "the top level must be a mapping"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
     path = tmp_path / "bad.yaml"
