@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE = 1
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	if [ -n "$(TORCH)" ]; then $(VENV)/bin/pip install -q "$(TORCH)"; fi
+	if [ -n "$(TORCH)" ]; then $(VENV)/bin/pip install -q $(TORCH); fi
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 

@@ -30,6 +30,12 @@ def test_make_batch_loss_mask_and_lm_loss():
                                                reduction="none")
         mask = b.loss_mask[:, 1:].bool()
         assert torch.allclose(lm_loss(model, b), ce[mask].mean(), atol=1e-6)
+        # Length chunks only drop padding: the loss is the same for any number of chunks.
+        mixed = make_batch(tok, texts * 3 + ["Q:1+2*3-4=1+2=3,3*3=9,9-4=5;A:5"], [6, 4] * 3 + [10])
+        losses = [lm_loss(model, mixed, n).item() for n in (1, 2, 3, 7, 20)]
+        assert max(losses) - min(losses) < 1e-6
+        chunks = mixed.length_chunks(3)
+        assert sum(c.n_tokens for c in chunks) == mixed.n_tokens and chunks[0].input_ids.shape[1] == 10
 
 
 def test_schedule_hand_values():

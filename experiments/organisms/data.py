@@ -18,6 +18,18 @@ class Batch:
     def n_tokens(self) -> int:
         return int(self.attention_mask.sum())
 
+    def length_chunks(self, n_chunks: int) -> list["Batch"]:
+        """The rows sorted by length in `n_chunks` groups, each cut to its longest row, so
+        short rows stop paying for the padding of the longest (right padding: the cut
+        only drops padding)."""
+        lengths = self.attention_mask.sum(1)
+        order = lengths.argsort()
+        out = []
+        for idx in order.tensor_split(min(n_chunks, len(order))):
+            T = int(lengths[idx].max())
+            out.append(Batch(self.input_ids[idx, :T], self.attention_mask[idx, :T], self.loss_mask[idx, :T]))
+        return out
+
 
 def make_batch(tokenizer: PreTrainedTokenizerFast, texts: list[str], loss_from: list[int],
                device: str = "cpu") -> Batch:
@@ -42,7 +54,13 @@ def token_logprobs(model, batch: Batch) -> torch.Tensor:
     return logp.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 
-def lm_loss(model, batch: Batch) -> torch.Tensor:
-    """Mean next-token cross-entropy over the target tokens."""
-    mask = batch.loss_mask[:, 1:].float()
-    return -(token_logprobs(model, batch) * mask).sum() / mask.sum().clamp(min=1)
+def lm_loss(model, batch: Batch, n_chunks: int = 3) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens.
+
+    Computed over `n_chunks` length-sorted chunks of the batch (one backward through all
+    of them): the same loss as one pass, with less compute spent on padding when row
+    lengths differ (k = 1..5 chains: 16 to 48 tokens)."""
+    total = torch.zeros(())
+    for chunk in batch.length_chunks(n_chunks):
+        total = total + (token_logprobs(model, chunk) * chunk.loss_mask[:, 1:]).sum()
+    return -total / batch.loss_mask[:, 1:].sum().clamp(min=1)
