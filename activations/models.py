@@ -16,7 +16,34 @@ def load_hf(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.flo
 
 def load_bridge(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
     """The model as a TransformerLens `TransformerBridge` (raw HF numerics, hook points
-    such as `blocks.{l}.hook_resid_post`)."""
+    such as `blocks.{l}.hook_resid_post`), with its KV cache repaired (see below)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    return TransformerBridge.boot_transformers(path_or_id, device=device, dtype=dtype)
+    bridge = TransformerBridge.boot_transformers(path_or_id, device=device, dtype=dtype)
+    repair_kv_cache(bridge)
+    return bridge
+
+
+def _cache_as_past_key_values(module, args, kwargs):
+    if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+        kwargs["past_key_values"] = kwargs["cache"]
+    return args, kwargs
+
+
+def repair_kv_cache(bridge) -> int:
+    """Make cached decoding through a bridge exact again; returns the number of attention
+    modules repaired.
+
+    transformers 5 passes the KV cache to attention as `cache=`, while TransformerLens
+    3.9's attention bridges read only `past_key_values=` (or `layer_past=`). The cache is
+    then never filled, and every decoding step attends to itself alone: the divergence of
+    `TransformerBridge.generate` from no-cache greedy decoding from the 2nd new token on.
+    A forward pre-hook hands the cache over under the old name.
+    """
+    n = 0
+    for module in bridge.original_model.modules():
+        if hasattr(module, "_update_kv_cache") and not getattr(module, "_saelab_cache_repaired", False):
+            module.register_forward_pre_hook(_cache_as_past_key_values, with_kwargs=True)
+            module._saelab_cache_repaired = True
+            n += 1
+    return n
