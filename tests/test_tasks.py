@@ -77,6 +77,18 @@ def test_bad_sample_arguments():
         T.sample(500, 1, "eval", seed=0)
 
 
+def test_problem_counts_match_enumeration():
+    from itertools import product
+
+    small = ArithmeticTask(TaskConfig(modulus=3, operators="+*"))
+    ops = list(product("+*", repeat=2))
+    answerable = {small.solve(list(x), list(o)).prompt for x in product(range(3), repeat=3) for o in ops}
+    unknown = {small.solve(list(x), list(o)).prompt for x in product([0, 1, 2, None], repeat=3)
+               if x.count(None) == 1 for o in ops}
+    assert small.n_problems(2) == len(answerable) == 108
+    assert small.n_problems(2, unanswerable=True) == len(unknown) == 108
+
+
 def test_parse_good_and_bad():
     p = T.parse("7+5=2,2*3=6,6-4=2;A:2<junk>")
     assert p.well_formed and p.answer == "2" and p.steps[2] == Step(6, "-", 4, 2)

@@ -22,15 +22,18 @@ def eval_sets(task: ArithmeticTask, cfg: CheckConfig, seed: int,
               fixed: dict[str, list[Example]]) -> dict[str, EvalSet]:
     """Held-out sets (eval split) per k, unanswerable items, and the distinct fixed training
     sets (variants trained on the same problems share one set, named after the first)."""
+    def unique(k: int, unanswerable: bool = False) -> bool:
+        # Small k have few eval-split problems: draw with repeats rather than fail (or spend
+        # ages rejecting duplicates) when n is over half of what the split holds.
+        return cfg.n <= task.n_problems(k, unanswerable) * task.cfg.eval_fraction / 2
+
     sets = {}
     for k in sorted(set(cfg.ks) | set(cfg.corruption_ks)):
-        # Small k have few eval-split problems: draw with repeats rather than fail.
-        unique = cfg.n <= task.n_problems(k) * task.cfg.eval_fraction / 4
-        sets[f"heldout-k{k}"] = EvalSet(task.sample(cfg.n, k, "eval", seed + 1000, unique=unique),
+        sets[f"heldout-k{k}"] = EvalSet(task.sample(cfg.n, k, "eval", seed + 1000, unique=unique(k)),
                                         corrupt=k in cfg.corruption_ks,
                                         accuracy_k=k if k in cfg.ks else None)
     sets["unanswerable-k2"] = EvalSet(task.sample(cfg.n, 2, "eval", seed + 1000, unanswerable_fraction=1.0,
-                                                  unique=cfg.n <= 200), abstain=True)
+                                                  unique=unique(2, unanswerable=True)), abstain=True)
     seen: list[list[Example]] = []
     for name, problems in fixed.items():
         if problems not in seen:

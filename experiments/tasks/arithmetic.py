@@ -91,9 +91,12 @@ class ArithmeticTask:
         abstain = acc is None
         return Example(prompt, tuple(steps), UNKNOWN if abstain else str(acc), len(ops), abstain)
 
-    def n_problems(self, k: int) -> int:
-        """How many distinct answerable k-step problems exist (both splits together)."""
-        return self.cfg.modulus ** (k + 1) * len(self.cfg.operators) ** k
+    def n_problems(self, k: int, unanswerable: bool = False) -> int:
+        """How many distinct k-step problems exist (both splits together): answerable ones,
+        or unanswerable ones (one of the k+1 operands unknown)."""
+        ops = len(self.cfg.operators) ** k
+        m = self.cfg.modulus
+        return (k + 1) * m ** k * ops if unanswerable else m ** (k + 1) * ops
 
     def _draw(self, rng: random.Random, k: int, unanswerable: bool) -> Example:
         operands: list[int | None] = [rng.randrange(self.cfg.modulus) for _ in range(k + 1)]
