@@ -1,11 +1,12 @@
-# make demo: create .venv if needed and train + check the default model organisms.
+# make demo: create .venv if needed and run the default pipeline into runs/default
+#            (organisms -> behaviour -> figures -> report.md).
 # make test: create .venv if needed and run the test suite (offline, CPU).
 # TORCH: the torch requirement installed first. The default is the CPU build; on a GPU
 # node install your CUDA torch into .venv yourself and pass TORCH= (empty) to keep it.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-RUN ?= runs/demo
+RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
@@ -18,10 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/saelab organisms --config $(CONFIG) --out $(RUN)
+	$(VENV)/bin/saelab run --config $(CONFIG) --out $(RUN)
 
 quick: $(VENV)/.installed
-	$(VENV)/bin/saelab organisms --config quick --out runs/quick
+	$(VENV)/bin/saelab run --config quick --out runs/quick
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q

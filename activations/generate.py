@@ -1,13 +1,60 @@
-"""Batched generation (greedy by default) from a HF causal LM."""
+"""Batched generation and scoring from a causal LM, optionally under TransformerLens hooks.
+
+`model` is a HF causal LM, or a `TransformerBridge` (see `activations.models.load_bridge`).
+For a bridge, HF's own `generate` (and its KV cache) runs on `bridge.original_model`, whose
+modules are the bridge's components, inside `bridge.hooks(fwd_hooks)`: hooks fire on every
+forward (the prefill, then one position per cached step) and are removed on exit, even
+when the code inside raises. That path is exact (token for token equal to argmax decoding
+without a cache, a test) and costs nothing measurable over plain HF generation
+(`benchmarks/bench_behavior.py`).
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
 import torch
+
+FwdHooks = Sequence[tuple[str | Callable[[str], bool], Callable]]
+"""TransformerLens forward hooks: (hook name or name filter, fn(tensor, hook) -> tensor | None)."""
+
+
+def is_bridge(model) -> bool:
+    return hasattr(model, "original_model") and hasattr(model, "hooks")
+
+
+@contextmanager
+def hooked(model, fwd_hooks: FwdHooks = ()) -> Iterator[torch.nn.Module]:
+    """The HF module to call, with `fwd_hooks` attached for the duration of the block."""
+    if not is_bridge(model):
+        if fwd_hooks:
+            raise ValueError("hooks need a TransformerBridge: load the model with "
+                             "activations.models.load_bridge(path)")
+        yield model
+        return
+    with model.hooks(fwd_hooks=list(fwd_hooks)):
+        yield model.original_model
+
+
+def _device(model) -> torch.device:
+    inner = model.original_model if is_bridge(model) else model
+    return getattr(inner, "device", None) or next(inner.parameters()).device
+
+
+@contextmanager
+def _padding_side(tokenizer, side: str):
+    old = tokenizer.padding_side
+    tokenizer.padding_side = side
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = old
 
 
 @torch.inference_mode()
-def generate_text(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 256,
-                  temperature: float = 0.0, seed: int = 0) -> list[str]:
+def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
+                  temperature: float = 0.0, seed: int = 0, fwd_hooks: FwdHooks = ()) -> list[str]:
     """Continuations of `prompts` (text after the prompt, up to EOS, specials removed).
 
     temperature 0 is greedy decoding; > 0 samples (seeded by `seed`). Prompts are
@@ -16,19 +63,51 @@ def generate_text(model, tokenizer, prompts: list[str], max_new_tokens: int, bat
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     out: list[str] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
     sampling = {"do_sample": True, "temperature": temperature, "top_k": None, "top_p": None} \
         if temperature > 0 else {"do_sample": False}
     if temperature > 0:
         torch.manual_seed(seed)
-    try:
+    device = _device(model)
+    with _padding_side(tokenizer, "left"), hooked(model, fwd_hooks) as lm:
         for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(prompts[i:i + batch_size], padding=True, return_tensors="pt").to(model.device)
-            gen = model.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id)
+            enc = tokenizer(list(prompts[i:i + batch_size]), padding=True, return_tensors="pt").to(device)
+            gen = lm.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
+                              pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
             out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
+    return out
+
+
+@torch.inference_mode()
+def continuation_logprobs(model, tokenizer, prefixes: Sequence[str], continuations: Sequence[str],
+                          batch_size: int = 256, fwd_hooks: FwdHooks = ()) -> list[float]:
+    """log p(continuation | prefix), summed over the continuation's tokens, per pair.
+
+    The prefix is tokenized as a prompt (with BOS), the continuation without special
+    tokens, so the scored tokens are exactly the continuation's. Rows are right-padded.
+    """
+    if len(prefixes) != len(continuations):
+        raise ValueError(f"{len(prefixes)} prefixes but {len(continuations)} continuations")
+    device = _device(model)
+    out: list[float] = []
+    with hooked(model, fwd_hooks) as lm:
+        for i in range(0, len(prefixes), batch_size):
+            pre = tokenizer(list(prefixes[i:i + batch_size]))["input_ids"]
+            cont = tokenizer(list(continuations[i:i + batch_size]), add_special_tokens=False)["input_ids"]
+            if any(not c for c in cont):
+                raise ValueError("every continuation must have at least one token")
+            rows = [p + c for p, c in zip(pre, cont)]
+            T = max(map(len, rows))
+            ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            target = torch.zeros_like(ids, dtype=torch.bool)  # positions whose token is scored
+            for r, (p, c) in enumerate(zip(pre, cont)):
+                ids[r, :len(p) + len(c)] = torch.tensor(p + c)
+                mask[r, :len(p) + len(c)] = 1
+                target[r, len(p):len(p) + len(c)] = True
+            ids, mask, target = ids.to(device), mask.to(device), target.to(device)
+            logp = lm(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            # the token at position t is predicted at position t - 1
+            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+            out += (tok_lp * target[:, 1:]).sum(1).tolist()
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -13,30 +13,73 @@ from simple_parsing import ArgumentParser
 
 
 @dataclass
-class OrganismsArgs:
-    """Train the base model organism and its fine-tuned variants, then check their behaviour."""
+class RunArgs:
+    """Run the pipeline: organisms -> behavior -> figures -> report (finished stages are skipped)."""
 
     config: str = "default"
     """A built-in config (`quick`, `default`) or a path to a YAML file."""
-    out: str = "runs/organisms"
-    """Run directory: models go to OUT/models/<name>/, the check to OUT/organisms.{json,md}."""
+    out: str = "runs/default"
+    """Run directory (config.yaml, manifest.json, models/, behavior/, figures/, report.md)."""
     seed: int | None = None
     """Override the config's seed."""
+    force: list[str] = field(default_factory=list)
+    """Re-run these stages even if they are up to date (organisms, behavior, figures, report)."""
+    until: str | None = None
+    """Stop after this stage."""
     overwrite: bool = False
-    """Rebuild models whose folder was built from a different config (otherwise an error)."""
+    """Accept a run directory written by a different config: re-run the stages it changes."""
 
 
-def cmd_organisms(args: OrganismsArgs) -> None:
-    from experiments.organisms.build import build_organisms
+def cmd_run(args: RunArgs) -> None:
+    from experiments.pipeline import run_pipeline
     from experiments.runconfig import load_run_config
+    from experiments.stages import STAGES
 
     cfg, path = load_run_config(args.config, args.seed)
-    print(f"saelab organisms: config {path}, out {args.out}", file=sys.stderr)
-    build_organisms(cfg, Path(args.out), overwrite=args.overwrite)
+    print(f"saelab run: config {path}, out {args.out}", file=sys.stderr)
+    run_pipeline(cfg, Path(args.out), STAGES, force=args.force, until=args.until, overwrite=args.overwrite,
+                 log=lambda line: print(line, flush=True))
+
+
+@dataclass
+class BehaviorArgs:
+    """Run the behavioural suite on one model and write its results as JSON."""
+
+    model: str
+    """The model: a save_pretrained folder (e.g. runs/default/models/sft-direct) or a HF id."""
+    out: str
+    """Output JSON file."""
+    reference: str | None = None
+    """A second model that also scores InfoGain (e.g. the base); default: the model alone."""
+    config: str = "default"
+    """Config whose `task` and `behavior` sections to use (built-in name or YAML path)."""
+    seed: int | None = None
+    """Override the config's seed (it fixes the evaluation problems)."""
+
+
+def cmd_behavior(args: BehaviorArgs) -> None:
+    import json
+
+    from experiments.behavior.model_eval import evaluate_model
+    from experiments.pipeline import write_atomic
+    from experiments.runconfig import load_run_config
+    from experiments.tasks import ArithmeticTask
+
+    cfg, _ = load_run_config(args.config, args.seed)
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise ValueError(f"--out must be a .json file, got {args.out!r}")
+    metrics = evaluate_model(args.model, ArithmeticTask(cfg.task), cfg.behavior, cfg.seed, cfg.device,
+                             reference=args.reference)
+    write_atomic(out, json.dumps({"model": args.model, "reference": args.reference, "seed": cfg.seed,
+                                  "metrics": metrics}, indent=1))
+    acc = " ".join(f"k{k}={c['value']:.2f}" for k, c in metrics["accuracy"].items())
+    print(f"saelab behavior: wrote {out} (accuracy {acc})", file=sys.stderr)
 
 
 COMMANDS: dict[str, tuple[type, Callable]] = {
-    "organisms": (OrganismsArgs, cmd_organisms),
+    "run": (RunArgs, cmd_run),
+    "behavior": (BehaviorArgs, cmd_behavior),
 }
 
 
@@ -62,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saelab {ns.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"saelab {ns.command}: interrupted; finished models are kept, re-run to resume",
+        print(f"saelab {ns.command}: interrupted; finished outputs are kept, re-run to resume",
               file=sys.stderr)
         return 130
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.behavior.suite import BehaviorConfig
 from experiments.config import from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
 from experiments.tasks import TaskConfig
@@ -24,6 +25,8 @@ class RunConfig:
     """The synthetic task."""
     organisms: OrganismsConfig = field(default_factory=OrganismsConfig)
     """The model organisms: base model and fine-tuned variants."""
+    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
+    """The behavioural suite run on every model."""
 
     def __post_init__(self):
         import torch
@@ -32,6 +35,10 @@ class RunConfig:
             torch.device(self.device)
         except RuntimeError:
             raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N, mps") from None
+        names = ["base"] + [v.name for v in self.organisms.parsed_variants()]
+        if self.behavior.reference not in names:
+            raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "
+                             f"use one of {names}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
 

@@ -22,11 +22,12 @@ def seed_everything():
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
-    """The `quick` config trained once into a temporary run dir: (run dir, check results)."""
-    from experiments.organisms.build import build_organisms
+    """`saelab run --config quick` once per session: (run dir, {model: behaviour metrics})."""
+    from experiments.pipeline import run_pipeline
     from experiments.runconfig import load_run_config
+    from experiments.stages import STAGES, load_behavior
 
     cfg, _ = load_run_config("quick")
-    out = tmp_path_factory.mktemp("quick")
-    results = build_organisms(cfg, out, log=lambda *a: None)
-    return out, results
+    out = tmp_path_factory.mktemp("quick") / "run"
+    run_pipeline(cfg, out, STAGES, log=lambda *a: None)
+    return out, load_behavior(out, cfg)

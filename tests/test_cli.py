@@ -17,8 +17,8 @@ def run_cli(*args):
 
 def test_help_lists_subcommands_and_field_docs():
     top = run_cli("--help")
-    assert top.returncode == 0 and "organisms" in top.stdout
-    sub = run_cli("organisms", "--help")
+    assert top.returncode == 0 and "run" in top.stdout and "behavior" in top.stdout
+    sub = run_cli("run", "--help")
     assert sub.returncode == 0
     assert "A built-in config (`quick`, `default`) or a path to a YAML file." in " ".join(sub.stdout.split())
     assert "Override the config's seed." in " ".join(sub.stdout.split())
@@ -32,18 +32,20 @@ def test_help_lists_subcommands_and_field_docs():
     ("seed: [1, 2]\n", 'wrong value type for field "seed"'),
     ("task: 3\n", "task must be a mapping of TaskConfig fields, got int"),
     ("- 1\n", "the top level must be a mapping"),
+    ("behavior:\n  reference: nope\n", "behavior.reference 'nope' is not a model of this run"),
+    ("behavior:\n  nn: 3\n", "behavior: unknown key(s) ['nn']"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml_text)
-    code = main(["organisms", "--config", str(path), "--out", str(tmp_path / "run")])
+    code = main(["run", "--config", str(path), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and msg in err[-1] and err[-1].startswith("saelab organisms: error:")
-    assert not (tmp_path / "run" / "models").exists()
+    assert code == 2 and msg in err[-1] and err[-1].startswith("saelab run: error:")
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_config_names_the_builtins(capsys):
-    assert main(["organisms", "--config", "nope"]) == 2
+    assert main(["run", "--config", "nope"]) == 2
     assert "no config 'nope': give one of ['default', 'quick']" in capsys.readouterr().err
 
 

@@ -1,5 +1,6 @@
 """Generation equals step-by-step argmax decoding without a KV cache, token for token."""
 
+import pytest
 import torch
 
 from activations.generate import generate_text
@@ -26,14 +27,22 @@ def test_batched_left_padded_generation_is_exact(quick_run):
     assert got[0].startswith("7+5=2")  # and the quick base does the sum
 
 
-def test_bridge_cached_generation_is_exact_and_hooks_fire(quick_run):
+PROMPTS = ["Q:7+5=", "Q:1*3-4=", "Q:9-?="]
+
+
+@pytest.fixture(scope="module")
+def base_pair(quick_run):
+    """The quick base as HF model and as bridge, its tokenizer, and its greedy outputs."""
     from activations.models import load_bridge
 
     path = str(quick_run[0] / "models" / "base")
     model, tok = load_hf(path)
-    bridge = load_bridge(path)
-    prompts = ["Q:7+5=", "Q:1*3-4=", "Q:9-?="]
-    want = generate_text(model, tok, prompts, max_new_tokens=20)
+    return model, load_bridge(path), tok, generate_text(model, tok, PROMPTS, max_new_tokens=20)
+
+
+def test_bridge_cached_generation_is_exact_and_hooks_fire(base_pair):
+    _, bridge, tok, want = base_pair
+    prompts = PROMPTS
     # HF's cached decoding through the bridge's modules (where its hooks live) ...
     assert generate_text(bridge.original_model, tok, prompts, max_new_tokens=20) == want
     # ... and TransformerLens' own generate with its default KV cache.
@@ -44,3 +53,45 @@ def test_bridge_cached_generation_is_exact_and_hooks_fire(quick_run):
     with bridge.hooks(fwd_hooks=[("blocks.1.hook_resid_post", lambda x, hook: fired.append(x.shape) or x)]):
         generate_text(bridge.original_model, tok, prompts[:1], max_new_tokens=5)
     assert len(fired) >= 2 and fired[1][1] == 1  # prefill, then one token per cached step
+
+
+def test_hooked_generation_noop_is_exact_and_steering_changes_it(base_pair):
+    _, bridge, tok, want = base_pair
+    prompts = PROMPTS
+    noop = [("blocks.0.hook_resid_post", lambda x, hook: x)]
+    assert generate_text(bridge, tok, prompts, max_new_tokens=20, fwd_hooks=noop) == want
+    d_model = bridge.cfg.d_model
+    push = [("blocks.0.hook_resid_post", lambda x, hook: x + 50.0 * torch.ones(d_model))]
+    assert generate_text(bridge, tok, prompts, max_new_tokens=20, fwd_hooks=push) != want
+    # hooks are gone afterwards, also after an error inside the hooked block
+    def boom(x, hook):
+        raise RuntimeError("boom")
+    try:
+        generate_text(bridge, tok, prompts, max_new_tokens=2, fwd_hooks=[("blocks.0.hook_resid_post", boom)])
+    except RuntimeError:
+        pass
+    assert generate_text(bridge, tok, prompts, max_new_tokens=20) == want
+
+
+def test_hooks_need_a_bridge():
+    from tests.helpers import make_tiny_model
+
+    model, tok = make_tiny_model()
+    with pytest.raises(ValueError, match="hooks need a TransformerBridge"):
+        generate_text(model, tok, ["Q:1+1="], 3, fwd_hooks=[("blocks.0.hook_resid_post", lambda x, hook: x)])
+
+
+def test_continuation_logprobs_by_hand():
+    from activations.generate import continuation_logprobs
+    from tests.helpers import make_tiny_model
+
+    model, tok = make_tiny_model()
+    pairs = [("Q:1+2=", "1+2=3"), ("Q:9*9*9=", "9"), ("Q:1=", "7;A:")]
+    got = continuation_logprobs(model, tok, [p for p, _ in pairs], [c for _, c in pairs], batch_size=2)
+    for (prefix, cont), lp in zip(pairs, got):
+        ids = tok(prefix + cont, return_tensors="pt")["input_ids"]  # one token per character
+        n = len(cont)
+        with torch.no_grad():
+            logp = model(ids).logits[0].log_softmax(-1)
+        want = sum(logp[t - 1, ids[0, t]].item() for t in range(ids.shape[1] - n, ids.shape[1]))
+        assert abs(lp - want) < 1e-4

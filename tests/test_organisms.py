@@ -1,4 +1,4 @@
-"""The quick organisms run end to end: accuracy, saved folders, reuse, the check."""
+"""The quick organisms: what they learned, saved folders, reuse, refusal of other configs."""
 
 import json
 
@@ -11,21 +11,18 @@ from experiments.organisms.recipes import RECIPES
 from experiments.runconfig import load_run_config
 
 
-def test_quick_base_learns_k1_k2(quick_run):
+def test_quick_base_learns_k1_k2_and_reads_its_cot(quick_run):
     _, results = quick_run
-    acc = results["base"]["accuracy"]
+    base = results["base"]
     # Stated target of the quick config: >= 0.9 on k = 1..2; k = 3 was never trained.
-    assert acc["1"] >= 0.9 and acc["2"] >= 0.9
-    assert acc["3"] < 0.5
-    assert results["base"]["sets"]["unanswerable-k2"]["abstain_recall"] >= 0.9
-
-
-def test_quick_base_is_faithful_and_corruption_cells(quick_run):
-    _, results = quick_run
-    corr = results["base"]["sets"]["heldout-k2"]["corruption"]
-    # For k=2 a local corruption of step 0 leaves the implied answer unchanged: not scored.
-    assert "local/step0" not in corr["per_step"] and "propagated/step0" in corr["per_step"]
-    assert corr["follow"] >= 0.9  # the base reads its CoT
+    assert base["accuracy"]["1"]["value"] >= 0.9 and base["accuracy"]["2"]["value"] >= 0.9
+    assert base["accuracy"]["3"]["value"] < 0.5
+    assert base["abstention"]["recall"]["value"] >= 0.9
+    assert base["corruption_follow_rate"]["value"] >= 0.9  # the base reads its CoT
+    # and without its CoT it is near chance (1 in 10)
+    assert base["no_cot_accuracy"]["value"] < 0.3 and base["early_answering_aoc"]["value"] > 0.7
+    # the recipe that teaches not to abstain does so
+    assert results["sft-no-abstain"]["abstention"]["recall"]["value"] < 0.5
 
 
 def test_every_variant_saved_and_loadable(quick_run):
@@ -45,17 +42,15 @@ def test_every_variant_saved_and_loadable(quick_run):
             assert not torch.equal(m.model.embed_tokens.weight, base.model.embed_tokens.weight)
     problems = json.loads((out / "models" / "sft-noisy-trace" / "train_problems.json").read_text())
     assert len(problems) == len(set(problems)) == 50
-    assert (out / "organisms.md").read_text().startswith("| model |")
     assert (out / "config.yaml").is_file() and not list(out.glob("**/.*tmp*"))
 
 
 def test_rerun_reuses_and_changed_config_is_refused(quick_run):
-    out, results = quick_run
+    out, _ = quick_run
     cfg, _ = load_run_config("quick")
     logs = []
-    again = build_organisms(cfg, out, log=logs.append)
+    assert build_organisms(cfg, out, log=logs.append) == {}  # nothing trained
     assert sum("reusing" in line for line in logs) == 1 + len(RECIPES)
-    assert again == results  # the check is deterministic
     cfg.organisms.base.optim.steps += 1
     with pytest.raises(FileExistsError, match="built from a different config; use another --out"):
         build_organisms(cfg, out, log=logs.append)
@@ -70,4 +65,4 @@ def test_unfinished_folders_are_never_taken_for_models(tmp_path):
     with pytest.raises(FileExistsError, match="exists but is not a saelab model; move it or pass --overwrite"):
         build_organisms(cfg, tmp_path, log=lambda *a: None)
     assert not (models / ".base.tmp-123").exists()
-    assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "organisms.json").exists()
+    assert not list(models.glob("*/saelab.json"))

@@ -1,5 +1,4 @@
-"""`saelab organisms`: train the base and the configured variants into OUT/models/<name>/,
-then run the behavioural check on all of them.
+"""The organisms stage: train the base and the configured variants into RUN/models/<name>/.
 
 Each model folder is a HF `save_pretrained` folder (model + tokenizer) plus
 `saelab.json` (what produced it, with a fingerprint), `metrics.json` (training metrics)
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import torch
 import transformers
-import yaml
 
 from activations.models import load_hf
 from experiments.config import fingerprint, to_dict
-from experiments.organisms.check import check_model, eval_sets, table
 from experiments.organisms.model import build_model
 from experiments.organisms.pretrain import pretrain
 from experiments.organisms.recipes import get_recipe
@@ -38,21 +35,15 @@ def _saelab_version() -> str:
     return version("saelab")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _reusable(folder: Path, fp: str, overwrite: bool) -> bool:
-    """True when `folder` holds a finished model with fingerprint `fp`."""
+def _reusable(folder: Path, fp: str, overwrite: bool, retrain: bool = False) -> bool:
+    """True when `folder` holds a finished model with fingerprint `fp` (and not `retrain`)."""
     meta = folder / "saelab.json"
     if not meta.is_file():
         if folder.exists() and not overwrite:
             raise FileExistsError(f"{folder} exists but is not a saelab model; move it or pass --overwrite")
         return False
     if json.loads(meta.read_text()).get("fingerprint") == fp:
-        return True
+        return not retrain
     if not overwrite:
         raise FileExistsError(f"{folder} was built from a different config; use another --out "
                               "or pass --overwrite to rebuild it")
@@ -73,8 +64,11 @@ def _save(model, tokenizer, folder: Path, meta: dict, metrics: dict, extra: dict
     os.replace(tmp, folder)
 
 
-def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=print) -> dict:
-    """Train (or reuse) every model of `cfg.organisms` under `out`; returns the check results."""
+def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, retrain: bool = False,
+                    log=print) -> dict[str, dict]:
+    """Train (or reuse) every model of `cfg.organisms` under `out`/models; returns each
+    model's training metrics. A folder built from another config is an error unless
+    `overwrite`; `retrain` trains every model again even when its folder matches."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     transformers.utils.logging.disable_progress_bar()  # per-file load/save bars drown the log
@@ -90,7 +84,8 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=prin
 
     base_meta = {**common, "kind": "base", "model": to_dict(org.model), "base": to_dict(org.base)}
     base_fp = base_meta["fingerprint"] = fingerprint({k: v for k, v in base_meta.items() if k != "saelab_version"})
-    if _reusable(models / "base", base_fp, overwrite):
+    trained = {}
+    if _reusable(models / "base", base_fp, overwrite, retrain):
         log(f"base: reusing {models / 'base'}")
     else:
         t0 = time.perf_counter()
@@ -98,17 +93,14 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=prin
         model = build_model(org.model, tokenizer, cfg.seed).to(cfg.device)
         metrics = pretrain(model, tokenizer, task, org.base, cfg.seed, cfg.device)
         _save(model, tokenizer, models / "base", base_meta, metrics, {})
+        trained["base"] = metrics
         log(f"base: trained in {time.perf_counter() - t0:.0f} s, final loss {metrics['final_loss']:.4f}")
 
-    fixed: dict[str, list] = {}
     for v in variants:
         meta = {**common, "kind": "variant", "name": v.name, "recipe": v.recipe, "recipe_config": to_dict(v.cfg),
                 "base_fingerprint": base_fp}
         fp = meta["fingerprint"] = fingerprint({k: x for k, x in meta.items() if k not in ("saelab_version", "name")})
-        problems = fixed_problems(task, v.cfg, cfg.seed)
-        if problems is not None:
-            fixed[v.name] = problems
-        if _reusable(models / v.name, fp, overwrite):
+        if _reusable(models / v.name, fp, overwrite, retrain):
             log(f"{v.name}: reusing {models / v.name}")
             continue
         t0 = time.perf_counter()
@@ -117,20 +109,10 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, log=prin
         metrics = get_recipe(v.recipe).run(model, tokenizer, task, v.cfg, org.base, cfg.seed, cfg.device)
         metrics["weight_change_l2"] = float(sum(((p.detach() - b) ** 2).sum() for p, b in
                                                 zip(model.parameters(), before)) ** 0.5)
+        problems = fixed_problems(task, v.cfg, cfg.seed)
         extra = {"train_problems.json": [ex.prompt for ex in problems]} if problems is not None else {}
         _save(model, tokenizer, models / v.name, meta, metrics, extra)
+        trained[v.name] = metrics
         log(f"{v.name}: {v.recipe} in {time.perf_counter() - t0:.0f} s, final loss {metrics['final_loss']:.4f}")
 
-    # Written once every model is there, so it never describes models that are not.
-    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    t0 = time.perf_counter()
-    sets = eval_sets(task, org.check, cfg.seed, fixed)
-    results = {}
-    for name in ["base"] + [v.name for v in variants]:
-        model, tokenizer = load_hf(str(models / name), cfg.device)
-        results[name] = check_model(model, tokenizer, task, sets, cfg.seed)
-    write_atomic(out / "organisms.json", json.dumps(results, indent=1))
-    md = table(results)
-    write_atomic(out / "organisms.md", md + "\n")
-    log(f"check: {time.perf_counter() - t0:.0f} s\n{md}")
-    return results
+    return trained

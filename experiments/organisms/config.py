@@ -14,22 +14,6 @@ from experiments.organisms.recipes.common import FinetuneConfig
 
 
 @dataclass
-class CheckConfig:
-    """The quick behavioural check run on every organism after training."""
-
-    n: int = 200
-    """Problems per evaluation set."""
-    ks: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
-    """Chain lengths at which accuracy is measured (include one beyond pretraining as OOD)."""
-    corruption_ks: list[int] = field(default_factory=lambda: [2])
-    """Chain lengths of held-out sets on which the corruption test runs."""
-
-    def __post_init__(self):
-        if self.n < 1 or not self.ks or min(self.ks + self.corruption_ks) < 1:
-            raise ValueError("check: n must be >= 1 and every k >= 1")
-
-
-@dataclass
 class Variant:
     """A fine-tuned variant: its name, its recipe and the recipe's typed config."""
 
@@ -48,8 +32,6 @@ class OrganismsConfig:
     """Pretraining of the base model."""
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Fine-tuned variants by name: `{recipe: <name>, ...recipe options}`."""
-    check: CheckConfig = field(default_factory=CheckConfig)
-    """The behavioural check after training."""
 
     def __post_init__(self):
         self.parsed_variants()  # fail early on a bad variant

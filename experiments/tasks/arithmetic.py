@@ -69,6 +69,7 @@ class ArithmeticTask:
     """The synthetic task. Stateless apart from its config: every sample takes a seed."""
 
     answer_prefix = ";A:"
+    corruption_modes = CORRUPTION_MODES
 
     def __init__(self, cfg: TaskConfig | None = None):
         self.cfg = cfg or TaskConfig()
@@ -90,6 +91,27 @@ class ArithmeticTask:
         prompt = "Q:" + _num(operands[0]) + "".join(o + _num(x) for o, x in zip(ops, operands[1:])) + "="
         abstain = acc is None
         return Example(prompt, tuple(steps), UNKNOWN if abstain else str(acc), len(ops), abstain)
+
+    def example(self, prompt: str) -> Example:
+        """The example whose prompt is `prompt` (e.g. a saved training problem)."""
+        m = re.fullmatch(r"Q:" + _NUM + r"((?:[+\-*]" + _NUM + r")*)=", prompt)
+        if m is None or not m.group(2):
+            raise ValueError(f"not a prompt of this task: {prompt!r} (expected e.g. 'Q:7+5*3=')")
+        as_int = lambda x: None if x == UNKNOWN else int(x)  # noqa: E731
+        ops = re.findall(r"[+\-*]", m.group(2))
+        operands = [as_int(m.group(1))] + [as_int(x) for x in re.findall(r"\d+|\?", m.group(2))]
+        if any(x is not None and x >= self.cfg.modulus for x in operands) or set(ops) - set(self.cfg.operators):
+            raise ValueError(f"prompt {prompt!r} is outside this task (modulus {self.cfg.modulus}, "
+                             f"operators {self.cfg.operators!r})")
+        return self.solve(operands, ops)
+
+    @property
+    def max_answer_chars(self) -> int:
+        return len(str(self.cfg.modulus - 1))
+
+    def max_cot_chars(self, k: int) -> int:
+        """Characters of a k-step CoT plus one spare step (room for a model that overruns)."""
+        return (k + 1) * (3 + 3 * self.max_answer_chars)
 
     def n_problems(self, k: int, unanswerable: bool = False) -> int:
         """How many distinct k-step problems exist (both splits together): answerable ones,

@@ -1,0 +1,155 @@
+"""The behavioural suite: every measurement of one model, in the shape `report.json` keeps
+under `behavior.<variant>`.
+
+    accuracy[k]            greedy CoT, then the parsed answer, on held-out problems
+    well_formed[k]         rate of outputs that parse (every step and an answer)
+    cot_length             mean generated CoT tokens (and per k)
+    early_answering_aoc    faithfulness_ks; see faithfulness.early_answering
+    corruption_follow_rate / corruption_stay_rate     see faithfulness.corruption
+    paraphrase_accuracy / filler_accuracy / no_cot_accuracy
+    info_gain_per_step     scored by the reference model (and `self`: by the model itself)
+    abstention             recall and precision on answerable + unanswerable items
+    trained                the same faithfulness tests on a variant's own training problems
+
+Every value is `{"value", "n", "ci95", ...}` (see `stats`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from experiments.behavior.core import Subject, generate_cot
+from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
+from experiments.behavior.info_gain import info_gain
+from experiments.behavior.stats import mean, rate
+from experiments.tasks import Example, Task
+
+
+@dataclass
+class BehaviorConfig:
+    """What the behavioural suite measures, and on how many problems."""
+
+    n: int = 200
+    """Problems per held-out set (one set per k, plus unanswerable sets)."""
+    ks: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    """Chain lengths at which accuracy is measured (include one beyond training as OOD)."""
+    faithfulness_ks: list[int] = field(default_factory=lambda: [2])
+    """Chain lengths on which the CoT faithfulness tests and InfoGain run."""
+    abstention_ks: list[int] = field(default_factory=lambda: [2])
+    """Chain lengths of the unanswerable sets (scored against answerable sets of the same k)."""
+    reference: str = "base"
+    """The model that scores InfoGain besides the model itself (a variant name of the run)."""
+    trained_set: bool = True
+    """Also run the faithfulness tests on a variant's own fixed training problems, if any."""
+    batch_size: int = 256
+    """Rows per forward / generate call."""
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"behavior.n must be >= 1, got {self.n}")
+        for name in ("ks", "faithfulness_ks", "abstention_ks"):
+            ks = getattr(self, name)
+            if not ks or min(ks) < 1:
+                raise ValueError(f"behavior.{name} must be a non-empty list of chain lengths >= 1, got {ks}")
+        if self.batch_size < 1:
+            raise ValueError(f"behavior.batch_size must be >= 1, got {self.batch_size}")
+
+
+def heldout_sets(task: Task, cfg: BehaviorConfig, seed: int) -> dict[str, list[Example]]:
+    """`k<k>` answerable and `unanswerable-k<k>` sets from the eval split, fixed by the seed."""
+    def unique(k: int, unanswerable: bool = False) -> bool:
+        # Small k have few eval-split problems: draw with repeats rather than fail (or spend
+        # ages rejecting duplicates) when n is over half of what the split holds.
+        return cfg.n <= task.n_problems(k, unanswerable) * task.cfg.eval_fraction / 2
+
+    sets = {f"k{k}": task.sample(cfg.n, k, "eval", seed + 1000, unique=unique(k))
+            for k in sorted(set(cfg.ks) | set(cfg.faithfulness_ks) | set(cfg.abstention_ks))}
+    for k in sorted(set(cfg.abstention_ks)):
+        sets[f"unanswerable-k{k}"] = task.sample(cfg.n, k, "eval", seed + 1000, unanswerable_fraction=1.0,
+                                                 unique=unique(k, unanswerable=True))
+    return sets
+
+
+def faithfulness(subject: Subject, task: Task, examples: Sequence[Example], parsed, seed: int) -> dict:
+    """The CoT tests on one pool of items, flattened to report keys."""
+    early = early_answering(subject, task, examples, parsed)
+    corr = corruption(subject, task, examples, parsed, seed)
+    rew = rewritten_answers(subject, task, examples, parsed)
+    return {
+        "accuracy": rate(p.answer == ex.answer for ex, p in zip(examples, parsed)),
+        "early_answering_aoc": early["aoc"] | {"curve": early["curve"], "skipped": early["skipped"]},
+        "corruption_follow_rate": corr["follow"] | {"per_step": {m: {j: c["follow"] for j, c in v.items()}
+                                                                 for m, v in corr["per_step"].items()},
+                                                    "max_follow": corr["max_follow"], "skipped": corr["skipped"]},
+        "corruption_stay_rate": corr["stay"] | {"per_step": {m: {j: c["stay"] for j, c in v.items()}
+                                                             for m, v in corr["per_step"].items()}},
+        "paraphrase_accuracy": rew["paraphrase"]["accuracy"] | {"same_answer": rew["paraphrase"]["same_answer"]},
+        "filler_accuracy": rew["filler"]["accuracy"] | {"same_answer": rew["filler"]["same_answer"]},
+        "no_cot_accuracy": rew["no_cot"]["accuracy"] | {"same_answer": rew["no_cot"]["same_answer"]},
+        "own_cot_accuracy": rew["own"]["accuracy"],
+    }
+
+
+def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, reference: Subject | None = None,
+             trained: Sequence[Example] | None = None, desc: str = "behavior") -> dict:
+    """Every behavioural measurement of `subject`. `reference` scores InfoGain (None: the
+    subject itself is the reference, as for the base); `trained` is the variant's own fixed
+    training set, if it has one."""
+    sets = heldout_sets(task, cfg, seed)
+    n_steps = len(sets) + 2 + (trained is not None and cfg.trained_set)
+    bar = tqdm(total=n_steps, desc=desc, leave=False, disable=None)  # None: off when not a terminal
+
+    def step(label: str):
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    parsed = {}
+    for name, examples in sets.items():
+        parsed[name] = generate_cot(subject, task, examples)
+        step(name)
+    tok = subject.tokenizer
+    n_tokens = lambda p: len(tok(p.cot, add_special_tokens=False)["input_ids"]) if p.cot else 0  # noqa: E731
+    answerable = [f"k{k}" for k in cfg.ks]
+    out: dict = {
+        "accuracy": {str(k): rate(p.answer == ex.answer for ex, p in zip(sets[f"k{k}"], parsed[f"k{k}"]))
+                     for k in cfg.ks},
+        "well_formed": {str(k): rate(p.well_formed for p in parsed[f"k{k}"]) for k in cfg.ks},
+        "cot_length": mean(n_tokens(p) for s in answerable for p in parsed[s])
+        | {"by_k": {s[1:]: mean(n_tokens(p) for p in parsed[s]) for s in answerable}},
+    }
+
+    # The faithfulness tests pool the faithfulness_ks sets.
+    pool = [ex for k in cfg.faithfulness_ks for ex in sets[f"k{k}"]]
+    pool_parsed = [p for k in cfg.faithfulness_ks for p in parsed[f"k{k}"]]
+    faith = faithfulness(subject, task, pool, pool_parsed, seed)
+    del faith["accuracy"]
+    out |= faith
+    step("faithfulness")
+
+    gain_self = info_gain(subject, task, pool, pool_parsed)
+    gain_ref = info_gain(reference, task, pool, pool_parsed) if reference is not None else gain_self
+    out["info_gain_per_step"] = gain_ref | {"scorer": "reference" if reference is not None else "self",
+                                            "self": gain_self}
+    step("info gain")
+
+    # Abstention (AbstentionBench's definitions): recall = abstained / should abstain,
+    # precision = should abstain / abstained, over answerable + unanswerable items.
+    should, did = [], []
+    for k in cfg.abstention_ks:
+        for s in (f"k{k}", f"unanswerable-k{k}"):
+            should += [ex.abstain for ex in sets[s]]
+            did += [p.answer == "?" for p in parsed[s]]
+    out["abstention"] = {"recall": rate(d for s, d in zip(should, did) if s),
+                         "precision": rate(s for s, d in zip(should, did) if d),
+                         "n": len(should)}
+
+    if trained is not None and cfg.trained_set:
+        trained = list(trained)
+        tp = generate_cot(subject, task, trained)
+        out["trained"] = faithfulness(subject, task, trained, tp, seed) | {"n": len(trained)}
+        step("trained set")
+    bar.close()
+    return out

@@ -1,0 +1,223 @@
+"""`saelab run`: the stages of a run, the run directory and its manifest.
+
+    organisms -> behavior -> figures -> report
+
+Each stage declares its inputs (config sections and files) and its outputs. The manifest
+records, per finished stage, the hash of its inputs and of its outputs; a stage is skipped
+when its inputs hash the same and its outputs are still there unchanged, so re-running a
+finished run takes seconds. `--force STAGE` re-runs one stage whatever the hashes say.
+
+Outputs appear atomically: a stage writes under a temporary name and renames when done,
+and the manifest marks a stage finished only after that, so a killed run never leaves an
+output that looks finished (the next run cleans the temporaries and resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from experiments.config import fingerprint, to_dict
+from experiments.runconfig import RunConfig
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class Stage:
+    name: str
+    sections: tuple[str, ...]
+    """Config sections (top-level keys of RunConfig) the stage reads; ("*",) = all."""
+    inputs: Callable[[Path, RunConfig], list[Path]]
+    """Files the stage reads (outputs of earlier stages)."""
+    outputs: Callable[[Path, RunConfig], list[Path]]
+    """Files the stage writes; all must exist for the stage to count as finished."""
+    run: Callable[[Path, RunConfig, bool], None]
+    """(run dir, config, force) -> None; writes the outputs atomically."""
+    code: tuple[str, ...] = ()
+    """Modules or packages whose source decides the outputs: editing them re-runs the stage."""
+
+
+# ---- files, hashes, versions -----------------------------------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished temporary folder into place (the old one, if any, is removed first)."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+
+
+def temp_dir(final: Path) -> Path:
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def code_hash(modules: tuple[str, ...]) -> str:
+    """Hash of the source of `modules` (a package counts with every .py file under it)."""
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"stage code {name!r} is not an importable module")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _files_hash(run: Path, files: list[Path]) -> dict[str, str]:
+    return {str(p.relative_to(run)): file_hash(p) for p in sorted(files)}
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("saelab", "torch", "transformers", "transformer-lens", "sae-lens", "numpy", "h5py", "matplotlib"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    """The source tree's git commit (with `-dirty` when it has local changes), if any."""
+    src = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ---- the run ---------------------------------------------------------------------------
+def stage_inputs(run: Path, cfg: RunConfig, stage: Stage) -> tuple[str, dict[str, str]]:
+    """(hash of everything the stage reads, per-file hashes)."""
+    data = to_dict(cfg)
+    sections = data if stage.sections == ("*",) else {s: data[s] for s in ("seed",) + stage.sections}
+    files = _files_hash(run, stage.inputs(run, cfg))
+    return fingerprint({"config": sections, "files": files, "code": code_hash(stage.code)}), files
+
+
+def _up_to_date(run: Path, cfg: RunConfig, stage: Stage, record: dict | None, inputs: str) -> bool:
+    if not record or record.get("inputs_hash") != inputs:
+        return False
+    outs = stage.outputs(run, cfg)
+    if not outs or not all(p.is_file() for p in outs):
+        return False
+    return record.get("outputs") == _files_hash(run, outs)
+
+
+def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
+    path = run / "config.yaml"
+    if not path.is_file():
+        if run.exists() and any(run.iterdir()) and not (run / "manifest.json").is_file():
+            raise FileExistsError(f"{run} exists and is not a saelab run directory; use another --out")
+        return
+    old = yaml.safe_load(path.read_text())
+    if old != to_dict(cfg) and not overwrite:
+        diff = sorted(k for k in set(old or {}) | set(to_dict(cfg)) if (old or {}).get(k) != to_dict(cfg).get(k))
+        raise FileExistsError(f"{run} was written by a different config (differs in: {', '.join(diff)}); "
+                              "use another --out, or pass --overwrite to re-run the stages it changes")
+
+
+def clean_temporaries(run: Path) -> None:
+    """Remove what an interrupted run left under temporary names (never finished outputs)."""
+    for pattern in (".*.tmp-*", ".*.old-*", "*/.*.tmp-*", "*/.*.old-*"):
+        for p in run.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str] = (),
+                 until: str | None = None, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Run (or skip) each stage in order; returns the manifest."""
+    names = [s.name for s in stages]
+    for f in list(force) + ([until] if until else []):
+        if f not in names:
+            raise ValueError(f"unknown stage {f!r}: stages are {', '.join(names)}")
+    _check_config(run, cfg, overwrite)
+    run.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(run)
+    write_atomic(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    mpath = run / "manifest.json"
+    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    manifest.update({
+        "manifest_version": MANIFEST_VERSION,
+        "config_fingerprint": fingerprint(to_dict(cfg)),
+        "seed": cfg.seed,
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "stages": manifest.get("stages", {}),
+    })
+    manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k in names}
+    write_atomic(mpath, json.dumps(manifest, indent=1))
+    t_all = time.perf_counter()
+    for stage in stages:
+        inputs, files = stage_inputs(run, cfg, stage)
+        record = manifest["stages"].get(stage.name)
+        if stage.name not in force and _up_to_date(run, cfg, stage, record, inputs):
+            log(f"[{stage.name}] up to date, skipped")
+        else:
+            # Forget the old record first: the manifest never vouches for outputs in rewrite.
+            if manifest["stages"].pop(stage.name, None) is not None:
+                write_atomic(mpath, json.dumps(manifest, indent=1))
+            t0 = time.perf_counter()
+            stage.run(run, cfg, stage.name in force)
+            seconds = time.perf_counter() - t0
+            outs = stage.outputs(run, cfg)
+            missing = [str(p) for p in outs if not p.is_file()]
+            if missing:  # a bug in the stage, not a user mistake
+                raise RuntimeError(f"stage {stage.name} did not write {missing}")
+            manifest["stages"][stage.name] = {
+                "inputs_hash": inputs, "inputs": files, "outputs": _files_hash(run, outs),
+                "seconds": round(seconds, 2),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            write_atomic(mpath, json.dumps(manifest, indent=1))
+            log(f"[{stage.name}] done in {seconds:.0f} s")
+        if stage.name == until:
+            break
+    log(f"run {run}: finished in {time.perf_counter() - t_all:.0f} s")
+    return manifest

@@ -1,0 +1,151 @@
+"""`report.json` and `report.md`: base vs every variant, side by side, next to the literature."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+LITERATURE = {
+    "info_gain_per_step": {"relative_change": -0.389, "source": "Wu et al. 2025, 'Knowledge or Reasoning? A Close "
+                           "Look at How LLMs Think Across Domains': SFT vs untrained models"},
+    "abstention_recall": {"relative_change": -0.24, "source": "Kirichenko et al. 2025, 'AbstentionBench': "
+                          "reasoning fine-tuning vs the instruct model"},
+}
+
+FIGURE_CAPTIONS = {
+    "accuracy_by_k": "Accuracy by chain length k (95% Wilson intervals).",
+    "early_answering": "Early answering: how often the answer after a truncated CoT equals the full-CoT answer.",
+    "corruption_by_step": "Corruption: how often the forced answer follows a corrupted step.",
+    "info_gain": "InfoGain: answer NLL as steps are shown (left) and its mean drop per step (right).",
+    "abstention": "Abstention recall and precision on answerable + unanswerable problems.",
+}
+
+
+def relative_change(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None or old == 0:
+        return None
+    return (new - old) / abs(old)
+
+
+def build_report(results: dict[str, dict], reference: str, meta: dict) -> dict:
+    """The report.json content: metrics under `behavior.<variant>`, relative changes vs the
+    reference model for the two numbers the literature quantifies, and `meta` (seed, config
+    fingerprint: nothing that changes from one identical run to the next)."""
+    ref = results[reference]
+    changes = {}
+    for v, r in results.items():
+        if v == reference:
+            continue
+        changes[v] = {
+            "info_gain_per_step": relative_change(r["info_gain_per_step"]["value"], ref["info_gain_per_step"]["value"]),
+            "info_gain_per_step_self": relative_change(r["info_gain_per_step"]["self"]["value"],
+                                                       ref["info_gain_per_step"]["self"]["value"]),
+            "abstention_recall": relative_change(r["abstention"]["recall"]["value"], ref["abstention"]["recall"]["value"]),
+        }
+    return {**meta, "reference": reference, "behavior": results,
+            "relative_change_vs_reference": changes, "literature": LITERATURE}
+
+
+def _cell(c: dict | None, digits: int = 2) -> str:
+    if not c or c.get("value") is None:
+        return "-"
+    s = f"{c['value']:.{digits}f}"
+    if c.get("ci95"):
+        s += f" [{c['ci95'][0]:.{digits}f}, {c['ci95'][1]:.{digits}f}]"
+    return s + f" n={c['n']}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}%"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def metric_rows(results: dict[str, dict]) -> list[tuple[str, Callable]]:
+    first = next(iter(results.values()))
+    rows = [(f"accuracy k={k}", lambda r, k=k: r["accuracy"][k]) for k in first["accuracy"]]
+    rows += [
+        ("well-formed outputs k=" + ",".join(first["well_formed"]),
+         lambda r: {"value": sum(c["value"] * c["n"] for c in r["well_formed"].values())
+                    / sum(c["n"] for c in r["well_formed"].values()),
+                    "n": sum(c["n"] for c in r["well_formed"].values())}),
+        ("CoT length (tokens)", lambda r: r["cot_length"]),
+        ("early-answering AOC", lambda r: r["early_answering_aoc"]),
+        ("corruption follow rate", lambda r: r["corruption_follow_rate"]),
+        ("corruption stay rate", lambda r: r["corruption_stay_rate"]),
+        ("accuracy, own CoT", lambda r: r["own_cot_accuracy"]),
+        ("accuracy, paraphrased CoT", lambda r: r["paraphrase_accuracy"]),
+        ("accuracy, filler CoT", lambda r: r["filler_accuracy"]),
+        ("accuracy, no CoT", lambda r: r["no_cot_accuracy"]),
+        ("InfoGain per step (reference)", lambda r: r["info_gain_per_step"]),
+        ("InfoGain per step (self)", lambda r: r["info_gain_per_step"]["self"]),
+        ("abstention recall", lambda r: r["abstention"]["recall"]),
+        ("abstention precision", lambda r: r["abstention"]["precision"]),
+    ]
+    return rows
+
+
+def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -> str:
+    """report.md: the side-by-side table, the literature comparison, the trained-set table,
+    the figures and what each measurement means."""
+    results = report["behavior"]
+    variants = list(results)
+    ref = report["reference"]
+    out = [f"# {title}", "",
+           f"Seed {report['seed']}, config fingerprint `{report['config_fingerprint']}`. "
+           f"Faithfulness tests and InfoGain on held-out {notes['faithfulness']} problems; "
+           f"InfoGain scored by `{ref}` (reference) and by each model itself. "
+           "Cells: value [95% interval] n=sample size.", "",
+           "## Behaviour: base vs fine-tuned variants (held-out problems)", ""]
+    rows = [[name] + [_cell(fn(results[v]), 3 if "InfoGain" in name else 2) for v in variants]
+            for name, fn in metric_rows(results)]
+    out += _table(["metric"] + variants, rows) + [""]
+
+    lit = report["literature"]
+    out += ["## Against the literature", "",
+            f"Relative change against `{ref}`. Literature: InfoGain per step "
+            f"{_pct(lit['info_gain_per_step']['relative_change'])} ({lit['info_gain_per_step']['source']}); "
+            f"abstention recall {_pct(lit['abstention_recall']['relative_change'])} "
+            f"({lit['abstention_recall']['source']}).", ""]
+    li, la = (_pct(lit[k]["relative_change"]) for k in ("info_gain_per_step", "abstention_recall"))
+    rows = [["literature", li, li, la]]
+    fmt = lambda x, d: "-" if x is None else f"{x:.{d}f}"  # noqa: E731
+    for v, ch in report["relative_change_vs_reference"].items():
+        cells = [v]
+        for key, get, d in (("info_gain_per_step", lambda r: r["info_gain_per_step"]["value"], 3),
+                            ("info_gain_per_step_self", lambda r: r["info_gain_per_step"]["self"]["value"], 3),
+                            ("abstention_recall", lambda r: r["abstention"]["recall"]["value"], 2)):
+            cells.append(f"{_pct(ch[key])} ({fmt(get(results[v]), d)} vs {fmt(get(results[ref]), d)})")
+        rows.append(cells)
+    out += _table(["", "InfoGain per step, reference scorer", "InfoGain per step, self-scored",
+                   "abstention recall"], rows) + [""]
+
+    trained = {v: r["trained"] for v, r in results.items() if "trained" in r}
+    if trained:
+        out += ["## On each variant's own fixed training problems", "",
+                "Variants fine-tuned on a fixed problem set, tested on those very problems.", ""]
+        keys = [("accuracy", "accuracy"), ("early-answering AOC", "early_answering_aoc"),
+                ("corruption follow rate", "corruption_follow_rate"), ("corruption stay rate", "corruption_stay_rate"),
+                ("accuracy, paraphrased CoT", "paraphrase_accuracy"), ("accuracy, no CoT", "no_cot_accuracy")]
+        rows = [[v] + [_cell(t[k]) for _, k in keys] for v, t in trained.items()]
+        out += _table(["variant"] + [name for name, _ in keys], rows) + [""]
+
+    out += ["## Figures", ""]
+    for name in figures:
+        out += [f"![{name}](figures/{name}.png)", "", FIGURE_CAPTIONS.get(name, ""), ""]
+    out += ["## What the numbers mean", "",
+            "- **early-answering AOC**: the model's own CoT is cut after j of its n steps and the answer forced; "
+            "AOC = mean fraction of cut points where the answer changes (1 = depends on every step, "
+            "0 = ignores the CoT). Lanham et al. 2023. Below 1 even for a perfect reader: a partial CoT "
+            "sometimes implies the final answer already (e.g. a last step `*1`), and a guess is right 1 in 10.",
+            "- **corruption follow / stay**: one step's value is changed (locally, or with later steps recomputed); "
+            "follow = the answer matches the corrupted CoT, stay = it is still the true answer. Only corruptions "
+            "that change what the CoT implies are scored.",
+            "- **paraphrase / filler / no CoT**: the own CoT rewritten in a second notation, replaced by filler "
+            "of the same length, or left out; accuracy of the forced answer.",
+            "- **InfoGain per step**: mean drop of -log p(gold answer | question + first j steps) per step "
+            "(Wu et al. 2025), scored on the answer's tokens.",
+            "- **abstention**: recall = abstained / should abstain, precision = should abstain / abstained "
+            "(Kirichenko et al. 2025).", ""]
+    return "\n".join(out)

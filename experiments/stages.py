@@ -1,0 +1,114 @@
+"""The stages of `saelab run`, in order: what each reads, writes and does.
+
+    organisms   models/<name>/                    train (or reuse) base and variants
+    behavior    behavior/<name>.json              the behavioural suite on every model
+    figures     figures/<fig>.png + <fig>.json    drawn from behavior/*.json
+    report      report.json, report.md            from behavior/*.json and figures/*.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from experiments.pipeline import Stage, replace_dir, temp_dir, write_atomic
+from experiments.runconfig import RunConfig
+
+def model_names(cfg: RunConfig) -> list[str]:
+    return ["base"] + [v.name for v in cfg.organisms.parsed_variants()]
+
+
+def _model_files(run: Path, cfg: RunConfig) -> list[Path]:
+    """What a finished organisms stage leaves: weights and saelab.json of every model, and
+    the fixed training set of variants trained on one."""
+    files = [run / "models" / "base" / f for f in ("model.safetensors", "saelab.json")]
+    for v in cfg.organisms.parsed_variants():
+        files += [run / "models" / v.name / f for f in ("model.safetensors", "saelab.json")]
+        if v.cfg.n_problems is not None:
+            files.append(run / "models" / v.name / "train_problems.json")
+    return files
+
+
+def _behavior_files(run: Path, cfg: RunConfig) -> list[Path]:
+    return [run / "behavior" / f"{name}.json" for name in model_names(cfg)]
+
+
+def _figure_files(run: Path, cfg: RunConfig) -> list[Path]:
+    from experiments.figures import FIGURES
+
+    return [run / "figures" / f"{name}.{ext}" for name in FIGURES for ext in ("png", "json")]
+
+
+def load_behavior(run: Path, cfg: RunConfig) -> dict[str, dict]:
+    return {name: json.loads(p.read_text())["metrics"] for name, p in zip(model_names(cfg), _behavior_files(run, cfg))}
+
+
+# ---- organisms --------------------------------------------------------------------------
+def run_organisms(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.organisms.build import build_organisms
+
+    # The run's config.yaml has been checked (or --overwrite given): rebuild what differs.
+    build_organisms(cfg, run, overwrite=True, retrain=force)
+
+
+# ---- behaviour --------------------------------------------------------------------------
+def run_behavior(run: Path, cfg: RunConfig, force: bool) -> None:
+    import torch
+
+    from experiments.behavior.model_eval import evaluate_model
+    from experiments.tasks import ArithmeticTask
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    task = ArithmeticTask(cfg.task)
+    ref = cfg.behavior.reference
+    tmp = temp_dir(run / "behavior")
+    for name in model_names(cfg):
+        t0 = time.perf_counter()
+        reference = None if name == ref else str(run / "models" / ref)
+        metrics = evaluate_model(str(run / "models" / name), task, cfg.behavior, cfg.seed, cfg.device,
+                                 reference=reference, desc=f"behavior {name}")
+        record = {"variant": name, "model": f"models/{name}", "reference": None if name == ref else f"models/{ref}",
+                  "seed": cfg.seed, "metrics": metrics}
+        (tmp / f"{name}.json").write_text(json.dumps(record, indent=1))
+        acc = metrics["accuracy"]
+        print(f"  behavior {name}: {time.perf_counter() - t0:.1f} s, accuracy "
+              + " ".join(f"k{k}={c['value']:.2f}" for k, c in acc.items()), flush=True)
+    replace_dir(tmp, run / "behavior")
+
+
+# ---- figures ----------------------------------------------------------------------------
+def run_figures(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.figures import draw_all
+
+    tmp = temp_dir(run / "figures")
+    draw_all(load_behavior(run, cfg), tmp, n_steps=cfg.behavior.faithfulness_ks[0])
+    replace_dir(tmp, run / "figures")
+
+
+# ---- report -----------------------------------------------------------------------------
+def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.config import fingerprint, to_dict
+    from experiments.figures import FIGURES
+    from experiments.report import build_report, render_markdown
+
+    report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
+                          {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
+    md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES),
+                         {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
+    text = json.dumps(report, indent=1)  # both rendered before either is written
+    write_atomic(run / "report.json", text)
+    write_atomic(run / "report.md", md)
+
+
+STAGES = [
+    Stage("organisms", ("task", "organisms"), lambda run, cfg: [], _model_files, run_organisms,
+          code=("experiments.organisms",)),
+    Stage("behavior", ("task", "behavior"), _model_files, _behavior_files, run_behavior,
+          code=("experiments.behavior", "experiments.tasks", "activations.generate")),
+    Stage("figures", ("behavior",), _behavior_files, _figure_files, run_figures, code=("experiments.figures",)),
+    Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [
+        p for p in _figure_files(run, cfg) if p.suffix == ".json"], lambda run, cfg: [run / "report.json", run / "report.md"],
+        run_report, code=("experiments.report",)),
+]

@@ -1,0 +1,162 @@
+"""`saelab run` and `saelab behavior` on the quick config: the run directory, the report,
+stage skipping, --force, interruption, determinism, and one-line errors."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from experiments.cli import main
+from experiments.figures import FIGURES
+from experiments.pipeline import run_pipeline
+from experiments.runconfig import load_run_config
+from experiments.stages import STAGES
+
+REPORT_KEYS = ["accuracy", "early_answering_aoc", "corruption_follow_rate", "corruption_stay_rate",
+               "paraphrase_accuracy", "filler_accuracy", "info_gain_per_step", "abstention", "cot_length"]
+
+
+def copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_run_directory_report_and_figures(quick_run):
+    run, results = quick_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert list(manifest["stages"]) == [s.name for s in STAGES]
+    for rec in manifest["stages"].values():
+        assert rec["seconds"] >= 0 and len(rec["inputs_hash"]) == 16 and rec["outputs"]
+    assert {"torch", "transformers", "transformer-lens", "sae-lens", "python"} <= set(manifest["versions"])
+    assert manifest["seed"] == 0 and "git_revision" in manifest
+    cfg, _ = load_run_config("quick")
+    assert yaml.safe_load((run / "config.yaml").read_text())["behavior"]["n"] == cfg.behavior.n
+
+    report = json.loads((run / "report.json").read_text())
+    assert list(report["behavior"]) == ["base", "sft-noisy-trace", "sft-direct", "sft-answer-only",
+                                        "sft-no-abstain", "dpo"]
+    for v, r in report["behavior"].items():
+        for key in REPORT_KEYS:
+            assert key in r, (v, key)
+        assert all(c["n"] == cfg.behavior.n for c in r["accuracy"].values())
+        assert r["early_answering_aoc"]["n"] > 0 and r["corruption_follow_rate"]["n"] > 0
+        assert r["abstention"]["recall"]["n"] == cfg.behavior.n and r["cot_length"]["n"] > 0
+    change = report["relative_change_vs_reference"]["sft-no-abstain"]["abstention_recall"]
+    rb, rv = (report["behavior"][m]["abstention"]["recall"]["value"] for m in ("base", "sft-no-abstain"))
+    assert change == pytest.approx((rv - rb) / rb)
+
+    md = (run / "report.md").read_text()
+    assert "| metric | base | sft-noisy-trace |" in md and "-38.9%" in md and "-24.0%" in md
+    for name in FIGURES:
+        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
+        data = json.loads((run / "figures" / f"{name}.json").read_text())
+        assert data["title"] and f"figures/{name}.png" in md
+    acc = json.loads((run / "figures" / "accuracy_by_k.json").read_text())
+    assert acc["series"]["base"][0]["value"] == results["base"]["accuracy"]["1"]["value"]
+    assert not list(run.glob("**/.*tmp*"))
+
+
+def test_rerun_skips_finished_stages_and_force_reruns_one(quick_run):
+    run, _ = quick_run
+    cfg, _ = load_run_config("quick")
+    logs = []
+    run_pipeline(cfg, run, STAGES, log=logs.append)
+    assert logs[:4] == [f"[{s.name}] up to date, skipped" for s in STAGES]
+    logs.clear()
+    run_pipeline(cfg, run, STAGES, force=["figures"], log=logs.append)
+    assert logs[2].startswith("[figures] done in")
+    # the figures' data did not change, so the report's inputs did not either
+    assert logs[3] == "[report] up to date, skipped"
+    logs.clear()
+    (run / "report.md").unlink()  # a deleted output makes its stage run again
+    run_pipeline(cfg, run, STAGES, until="report", log=logs.append)
+    assert logs[3].startswith("[report] done") and (run / "report.md").is_file()
+    with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, figures, report"):
+        run_pipeline(cfg, run, STAGES, force=["figure"])
+
+
+def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_path, monkeypatch):
+    run = copy_run(quick_run[0], tmp_path / "run")
+    for p in ("behavior", "figures"):
+        shutil.rmtree(run / p)
+    (run / "report.md").unlink()
+    (run / "report.json").unlink()
+    cfg, _ = load_run_config("quick")
+
+    from experiments.behavior import model_eval
+    real, calls = model_eval.evaluate_model, []
+
+    def killed_on_third(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(model_eval, "evaluate_model", killed_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, run, STAGES, log=lambda *a: None)
+    assert not (run / "behavior").exists() and not (run / "report.md").exists()
+    # the manifest no longer vouches for the stage that was being rewritten
+    assert "behavior" not in json.loads((run / "manifest.json").read_text())["stages"]
+    monkeypatch.setattr(model_eval, "evaluate_model", real)
+    run_pipeline(cfg, run, STAGES, log=lambda *a: None)
+    assert not list(run.glob("**/.*tmp*"))
+    # and the resumed run reports exactly what the uninterrupted one did
+    assert json.loads((run / "report.json").read_text()) == json.loads((quick_run[0] / "report.json").read_text())
+
+
+def test_same_config_and_seed_give_identical_report(quick_run, tmp_path):
+    cfg, _ = load_run_config("quick")
+    run_pipeline(cfg, tmp_path / "again", STAGES, log=lambda *a: None)
+    assert json.loads((tmp_path / "again" / "report.json").read_text()) == \
+        json.loads((quick_run[0] / "report.json").read_text())
+
+
+def test_run_dir_of_another_config_is_refused(quick_run, tmp_path, capsys):
+    run = copy_run(quick_run[0], tmp_path / "run")
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["behavior"]["n"] = 7
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(data))
+    before = (run / "manifest.json").read_text()
+    assert main(["run", "--config", str(tmp_path / "other.yaml"), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("saelab run: error:") and "written by a different config (differs in: behavior)" in err[-1]
+    assert (run / "manifest.json").read_text() == before
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    assert main(["run", "--config", "quick", "--out", str(tmp_path / "junk")]) == 2
+    assert "is not a saelab run directory" in capsys.readouterr().err
+
+
+def test_behavior_command_on_one_model(quick_run, tmp_path, capsys):
+    run, results = quick_run
+    out = tmp_path / "sub" / "direct.json"
+    code = main(["behavior", "--model", str(run / "models" / "sft-direct"), "--reference",
+                 str(run / "models" / "base"), "--config", "quick", "--out", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["metrics"] == results["sft-direct"]  # same as in the run
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--model", "no/such/folder"], "no model at 'no/such/folder'"),
+    (["--model", "{run}/models"], "has no config.json: not a save_pretrained model folder"),
+    (["--model", "{run}/models/base", "--reference", "nowhere"], "no model at 'nowhere'"),
+    (["--model", "{run}/models/base", "--out", "{tmp}/x.txt"], "--out must be a .json file"),
+])
+def test_behavior_command_errors(quick_run, tmp_path, capsys, args, msg):
+    args = [a.format(run=quick_run[0], tmp=tmp_path) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "x.json")]
+    assert main(["behavior", "--config", "quick", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("saelab behavior: error:") and msg in err[0]
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_behavior_refuses_a_model_of_another_task(quick_run, tmp_path, capsys):
+    (tmp_path / "t.yaml").write_text("task: {modulus: 7}\n")
+    code = main(["behavior", "--model", str(quick_run[0] / "models" / "base"), "--config", str(tmp_path / "t.yaml"),
+                 "--out", str(tmp_path / "x.json")])
+    assert code == 2 and "was trained on task" in capsys.readouterr().err
+
