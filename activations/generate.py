@@ -94,8 +94,8 @@ def continuation_logprobs(model, tokenizer, prefixes: Sequence[str], continuatio
         for i in range(0, len(prefixes), batch_size):
             pre = tokenizer(list(prefixes[i:i + batch_size]))["input_ids"]
             cont = tokenizer(list(continuations[i:i + batch_size]), add_special_tokens=False)["input_ids"]
-            if any(not c for c in cont):
-                raise ValueError("every continuation must have at least one token")
+            if any(not c for c in cont) or any(not p for p in pre):
+                raise ValueError("every prefix and every continuation must have at least one token")
             rows = [p + c for p, c in zip(pre, cont)]
             T = max(map(len, rows))
             ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
@@ -109,5 +109,5 @@ def continuation_logprobs(model, tokenizer, prefixes: Sequence[str], continuatio
             logp = lm(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
             # the token at position t is predicted at position t - 1
             tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-            out += (tok_lp * target[:, 1:]).sum(1).tolist()
+            out += torch.where(target[:, 1:], tok_lp, 0.0).sum(1).tolist()
     return out

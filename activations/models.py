@@ -24,6 +24,19 @@ def load_bridge(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch
     return bridge
 
 
+def tokenizer_hash(tokenizer) -> str:
+    """A short hash of a fast tokenizer's full definition (vocabulary, merges, specials)."""
+    import hashlib
+
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+
+
+def provenance(path_or_id: str, model) -> dict:
+    """What identifies a loaded model: its path or HF id and, for hub models, the revision."""
+    inner = getattr(model, "original_model", model)
+    return {"model": path_or_id, "model_revision": getattr(inner.config, "_commit_hash", None)}
+
+
 def _cache_as_past_key_values(module, args, kwargs):
     if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
         kwargs["past_key_values"] = kwargs["cache"]

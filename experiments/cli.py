@@ -67,8 +67,11 @@ def cmd_behavior(args: BehaviorArgs) -> None:
 
     cfg, _ = load_run_config(args.config, args.seed)
     out = Path(args.out)
-    if out.suffix != ".json":
+    if out.suffix != ".json" or out.is_dir():
         raise ValueError(f"--out must be a .json file, got {args.out!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the evaluation
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"cannot write to {out.parent}")
     metrics = evaluate_model(args.model, ArithmeticTask(cfg.task), cfg.behavior, cfg.seed, cfg.device,
                              reference=args.reference)
     write_atomic(out, json.dumps({"model": args.model, "reference": args.reference, "seed": cfg.seed,
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     _, fn = COMMANDS[ns.command]
     try:
         fn(ns.args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+    except (ValueError, OSError, FloatingPointError) as e:  # OSError: missing, unwritable, full disk, ...
         if os.environ.get("SAELAB_DEBUG"):
             raise
         print(f"saelab {ns.command}: error: {e}", file=sys.stderr)

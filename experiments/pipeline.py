@@ -14,11 +14,10 @@ output that looks finished (the next run cleans the temporaries and resumes).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +28,8 @@ from typing import Callable
 
 import yaml
 
-from experiments.config import fingerprint, to_dict
+from experiments.atomic import clean_temporaries, write_atomic
+from experiments.config import code_hash, fingerprint, to_dict
 from experiments.runconfig import RunConfig
 
 MANIFEST_VERSION = 1
@@ -51,53 +51,11 @@ class Stage:
 
 
 # ---- files, hashes, versions -----------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished temporary folder into place (the old one, if any, is removed first)."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-
-
-def temp_dir(final: Path) -> Path:
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
-
-
-def code_hash(modules: tuple[str, ...]) -> str:
-    """Hash of the source of `modules` (a package counts with every .py file under it)."""
-    import importlib.util
-
-    h = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"stage code {name!r} is not an importable module")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for f in files:
-            h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -149,24 +107,49 @@ def _up_to_date(run: Path, cfg: RunConfig, stage: Stage, record: dict | None, in
     return record.get("outputs") == _files_hash(run, outs)
 
 
+# Machine settings: they may differ between runs of the same experiment.
+MACHINE_KEYS = ("device", "threads")
+
+
 def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
+    if run.exists() and not run.is_dir():
+        raise FileExistsError(f"--out {run} is a file, not a run directory")
     path = run / "config.yaml"
     if not path.is_file():
         if run.exists() and any(run.iterdir()) and not (run / "manifest.json").is_file():
             raise FileExistsError(f"{run} exists and is not a saelab run directory; use another --out")
         return
-    old = yaml.safe_load(path.read_text())
-    if old != to_dict(cfg) and not overwrite:
-        diff = sorted(k for k in set(old or {}) | set(to_dict(cfg)) if (old or {}).get(k) != to_dict(cfg).get(k))
+    try:
+        old = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML ({str(e).splitlines()[0]}); fix or delete it") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{path} is not a saelab config (not a mapping); fix or delete it")
+    new = to_dict(cfg)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in MACHINE_KEYS)
+    if diff and not overwrite:
         raise FileExistsError(f"{run} was written by a different config (differs in: {', '.join(diff)}); "
                               "use another --out, or pass --overwrite to re-run the stages it changes")
 
 
-def clean_temporaries(run: Path) -> None:
-    """Remove what an interrupted run left under temporary names (never finished outputs)."""
-    for pattern in (".*.tmp-*", ".*.old-*", "*/.*.tmp-*", "*/.*.old-*"):
-        for p in run.glob(pattern):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+class _RunLock:
+    """An exclusive lock on a run directory: two runs must not clean each other's temporaries."""
+
+    def __init__(self, run: Path):
+        self.path = run / ".lock"
+
+    def __enter__(self):
+        self.f = open(self.path, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.close()
+            raise FileExistsError(f"another saelab run is using {self.path.parent}; wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
 
 
 def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str] = (),
@@ -178,10 +161,18 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
             raise ValueError(f"unknown stage {f!r}: stages are {', '.join(names)}")
     _check_config(run, cfg, overwrite)
     run.mkdir(parents=True, exist_ok=True)
+    with _RunLock(run):
+        return _run_locked(cfg, run, stages, force, until, log)
+
+
+def _run_locked(cfg: RunConfig, run: Path, stages: list[Stage], force, until, log) -> dict:
+    names = [s.name for s in stages]
     clean_temporaries(run)
     write_atomic(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     mpath = run / "manifest.json"
     manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+        raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
     manifest.update({
         "manifest_version": MANIFEST_VERSION,
         "config_fingerprint": fingerprint(to_dict(cfg)),

@@ -35,6 +35,9 @@ class RunConfig:
             torch.device(self.device)
         except RuntimeError:
             raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N, mps") from None
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} but torch sees no CUDA GPU here (torch {torch.__version__}); "
+                             "use device: cpu, or install a CUDA build of torch")
         names = ["base"] + [v.name for v in self.organisms.parsed_variants()]
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "

@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from experiments.pipeline import Stage, replace_dir, temp_dir, write_atomic
+from experiments.atomic import replace_dir, temp_dir, write_atomic
+from experiments.pipeline import Stage
 from experiments.runconfig import RunConfig
 
 def model_names(cfg: RunConfig) -> list[str]:
@@ -103,12 +104,15 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
 
 
 STAGES = [
+    # organisms: each model's fingerprint also covers the code that trains it (build.py),
+    # so an edited recipe retrains that variant and reuses the rest.
     Stage("organisms", ("task", "organisms"), lambda run, cfg: [], _model_files, run_organisms,
-          code=("experiments.organisms",)),
+          code=("experiments.organisms", "experiments.tasks")),
     Stage("behavior", ("task", "behavior"), _model_files, _behavior_files, run_behavior,
-          code=("experiments.behavior", "experiments.tasks", "activations.generate")),
-    Stage("figures", ("behavior",), _behavior_files, _figure_files, run_figures, code=("experiments.figures",)),
+          code=("experiments.behavior", "experiments.tasks", "activations.generate", "activations.models")),
+    Stage("figures", ("behavior",), _behavior_files, _figure_files, run_figures,
+          code=("experiments.figures", "experiments.stages")),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [
         p for p in _figure_files(run, cfg) if p.suffix == ".json"], lambda run, cfg: [run / "report.json", run / "report.md"],
-        run_report, code=("experiments.report",)),
+        run_report, code=("experiments.report", "experiments.figures", "experiments.stages")),
 ]

@@ -11,3 +11,11 @@ def make_tiny_model(seed: int = 0, **overrides):
     tok = build_tokenizer()
     cfg = ModelConfig(**{"d_model": 32, "n_layers": 2, "n_heads": 2, "d_mlp": 64, **overrides})
     return build_model(cfg, tok, seed).eval(), tok
+
+
+def save_tiny_model(path, seed: int = 0, **overrides) -> str:
+    """A random-weight tiny organism saved as a HF folder (model + tokenizer); returns the path."""
+    model, tok = make_tiny_model(seed, **overrides)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

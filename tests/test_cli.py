@@ -34,6 +34,8 @@ def test_help_lists_subcommands_and_field_docs():
     ("- 1\n", "the top level must be a mapping"),
     ("behavior:\n  reference: nope\n", "behavior.reference 'nope' is not a model of this run"),
     ("behavior:\n  nn: 3\n", "behavior: unknown key(s) ['nn']"),
+    ("behavior:\n  ks: [2, 2]\n", "behavior.ks must be a non-empty list of distinct chain lengths"),
+    ("device: cuda\n", "torch sees no CUDA GPU here"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
     path = tmp_path / "bad.yaml"

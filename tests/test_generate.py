@@ -66,10 +66,8 @@ def test_hooked_generation_noop_is_exact_and_steering_changes_it(base_pair):
     # hooks are gone afterwards, also after an error inside the hooked block
     def boom(x, hook):
         raise RuntimeError("boom")
-    try:
+    with pytest.raises(RuntimeError, match="boom"):
         generate_text(bridge, tok, prompts, max_new_tokens=2, fwd_hooks=[("blocks.0.hook_resid_post", boom)])
-    except RuntimeError:
-        pass
     assert generate_text(bridge, tok, prompts, max_new_tokens=20) == want
 
 

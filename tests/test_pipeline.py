@@ -47,7 +47,8 @@ def test_run_directory_report_and_figures(quick_run):
     assert change == pytest.approx((rv - rb) / rb)
 
     md = (run / "report.md").read_text()
-    assert "| metric | base | sft-noisy-trace |" in md and "-38.9%" in md and "-24.0%" in md
+    assert "| metric | base | sft-noisy-trace |" in md
+    assert f"| sft-no-abstain | " in md and f"{100 * change:+.1f}% ({rv:.2f} vs {rb:.2f})" in md
     for name in FIGURES:
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
         data = json.loads((run / "figures" / f"{name}.json").read_text())
@@ -70,18 +71,18 @@ def test_rerun_skips_finished_stages_and_force_reruns_one(quick_run):
     assert logs[3] == "[report] up to date, skipped"
     logs.clear()
     (run / "report.md").unlink()  # a deleted output makes its stage run again
-    run_pipeline(cfg, run, STAGES, until="report", log=logs.append)
+    run_pipeline(cfg, run, STAGES, log=logs.append)
     assert logs[3].startswith("[report] done") and (run / "report.md").is_file()
+    logs.clear()
+    run_pipeline(cfg, run, STAGES, force=["behavior"], until="organisms", log=logs.append)
+    assert logs[0] == "[organisms] up to date, skipped" and logs[1].startswith("run ") and len(logs) == 2
     with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, figures, report"):
         run_pipeline(cfg, run, STAGES, force=["figure"])
 
 
 def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_path, monkeypatch):
     run = copy_run(quick_run[0], tmp_path / "run")
-    for p in ("behavior", "figures"):
-        shutil.rmtree(run / p)
-    (run / "report.md").unlink()
-    (run / "report.json").unlink()
+    before = {p.name: p.read_text() for p in (run / "behavior").iterdir()}
     cfg, _ = load_run_config("quick")
 
     from experiments.behavior import model_eval
@@ -95,15 +96,30 @@ def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_pat
 
     monkeypatch.setattr(model_eval, "evaluate_model", killed_on_third)
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(cfg, run, STAGES, log=lambda *a: None)
-    assert not (run / "behavior").exists() and not (run / "report.md").exists()
-    # the manifest no longer vouches for the stage that was being rewritten
+        run_pipeline(cfg, run, STAGES, force=["behavior"], log=lambda *a: None)
+    # the finished outputs of the earlier run are untouched, the half-written ones are not in place ...
+    assert {p.name: p.read_text() for p in (run / "behavior").iterdir()} == before
+    assert list(run.glob(".behavior.tmp-*"))
+    # ... and the manifest no longer vouches for the stage that was being rewritten
     assert "behavior" not in json.loads((run / "manifest.json").read_text())["stages"]
     monkeypatch.setattr(model_eval, "evaluate_model", real)
-    run_pipeline(cfg, run, STAGES, log=lambda *a: None)
-    assert not list(run.glob("**/.*tmp*"))
-    # and the resumed run reports exactly what the uninterrupted one did
+    logs = []
+    run_pipeline(cfg, run, STAGES, log=logs.append)
+    assert logs[1].startswith("[behavior] done") and not list(run.glob("**/.*tmp*"))
     assert json.loads((run / "report.json").read_text()) == json.loads((quick_run[0] / "report.json").read_text())
+
+
+def test_a_kill_between_renames_restores_the_old_output(tmp_path):
+    from experiments.atomic import clean_temporaries
+
+    (tmp_path / ".behavior.old-77").mkdir()            # the old output, moved aside ...
+    (tmp_path / ".behavior.old-77" / "a.json").write_text("old")
+    (tmp_path / ".behavior.tmp-77").mkdir()            # ... and the new one never moved in
+    (tmp_path / ".figures.old-78").mkdir()             # an old copy whose replacement did arrive
+    (tmp_path / "figures").mkdir()
+    clean_temporaries(tmp_path)
+    assert (tmp_path / "behavior" / "a.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["behavior", "figures"]
 
 
 def test_same_config_and_seed_give_identical_report(quick_run, tmp_path):
@@ -127,6 +143,21 @@ def test_run_dir_of_another_config_is_refused(quick_run, tmp_path, capsys):
     (tmp_path / "junk" / "notes.txt").write_text("mine")
     assert main(["run", "--config", "quick", "--out", str(tmp_path / "junk")]) == 2
     assert "is not a saelab run directory" in capsys.readouterr().err
+    assert main(["run", "--config", "quick", "--out", str(tmp_path / "junk" / "notes.txt")]) == 2
+    assert "is a file, not a run directory" in capsys.readouterr().err
+    (run / "config.yaml").write_text("a: [")
+    assert main(["run", "--config", "quick", "--out", str(run)]) == 2
+    assert "config.yaml is not valid YAML" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_directory_is_refused(quick_run, tmp_path, capsys):
+    import fcntl
+
+    run = copy_run(quick_run[0], tmp_path / "run")
+    with open(run / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["run", "--config", "quick", "--out", str(run)]) == 2
+    assert "another saelab run is using" in capsys.readouterr().err
 
 
 def test_behavior_command_on_one_model(quick_run, tmp_path, capsys):
@@ -143,6 +174,7 @@ def test_behavior_command_on_one_model(quick_run, tmp_path, capsys):
     (["--model", "{run}/models"], "has no config.json: not a save_pretrained model folder"),
     (["--model", "{run}/models/base", "--reference", "nowhere"], "no model at 'nowhere'"),
     (["--model", "{run}/models/base", "--out", "{tmp}/x.txt"], "--out must be a .json file"),
+    (["--model", "{run}/models/base", "--out", "{run}/behavior"], "--out must be a .json file"),
 ])
 def test_behavior_command_errors(quick_run, tmp_path, capsys, args, msg):
     args = [a.format(run=quick_run[0], tmp=tmp_path) for a in args]

@@ -87,6 +87,10 @@ def test_problem_counts_match_enumeration():
                if x.count(None) == 1 for o in ops}
     assert small.n_problems(2) == len(answerable) == 108
     assert small.n_problems(2, unanswerable=True) == len(unknown) == 108
+    for unans, want in ((False, answerable), (True, unknown)):  # all_problems: the same sets, split
+        ev, tr = (small.all_problems(2, s, unans) for s in ("eval", "train"))
+        assert {e.prompt for e in ev} | {e.prompt for e in tr} == want and len(ev) + len(tr) == len(want)
+        assert all(small.split_of(e.prompt) == "eval" for e in ev) and all(e.abstain == unans for e in ev)
 
 
 def test_parse_good_and_bad():
@@ -138,6 +142,7 @@ def test_paraphrase_and_filler():
     cot = T.format_cot(EX.steps)
     assert T.paraphrase(cot) == "7p5>2,2t3>6,6m4>2" == T.format_cot(EX.steps, notation=1)
     assert T.filler(cot) == "." * len(cot)
+    assert (T.notation(cot), T.notation(T.paraphrase(cot)), T.notation("")) == (0, 1, 0)
     assert T.render(EX, cot=T.filler(cot), answer="") == "Q:7+5*3-4=.................;A:"
 
 

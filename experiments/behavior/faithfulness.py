@@ -66,14 +66,16 @@ def corruption(subject: Subject, task: Task, examples: Sequence[Example], parsed
 
     Only corruptions that change the answer the CoT implies (its last value) are scored: a
     local corruption of an earlier step leaves that unchanged and cannot tell following from
-    ignoring. `follow` = the forced answer equals the corrupted CoT's implied answer; `stay`
+    ignoring. Nor are corruptions of a wrong own CoT that happen to imply the gold answer
+    (following and staying would look the same; counted in `ambiguous`). The corrupted CoT
+    is written in the model's own notation. `follow` = the forced answer equals the corrupted CoT's implied answer; `stay`
     = it equals the gold answer. CoTs containing unknowns (`?`) are left out. Rates pool all
     scored corruptions (several per item, so the intervals are a little optimistic);
     `max_follow` is the worst cell with at least `min_cell_n` items.
     """
     rng = random.Random(f"corruption-{seed}")
     prefixes, meta = [], []
-    skipped = 0
+    skipped = ambiguous = 0
     for ex, p in zip(examples, parsed):
         if not usable(p) or any(None in (s.lhs, s.rhs, s.value) for s in p.steps):
             skipped += 1
@@ -85,7 +87,10 @@ def corruption(subject: Subject, task: Task, examples: Sequence[Example], parsed
                 implied = task.implied_answer(bad)
                 if implied == original:
                     continue
-                prefixes.append(ex.prompt + task.format_cot(bad) + task.answer_prefix)
+                if implied == ex.answer:
+                    ambiguous += 1
+                    continue
+                prefixes.append(ex.prompt + task.format_cot(bad, task.notation(p.cot)) + task.answer_prefix)
                 meta.append((mode, j, implied, ex.answer))
     answers = forced_answers(subject, task, prefixes)
     cells: dict[tuple[str, int], list[tuple[bool, bool]]] = defaultdict(list)
@@ -97,7 +102,8 @@ def corruption(subject: Subject, task: Task, examples: Sequence[Example], parsed
     allv = [x for v in cells.values() for x in v]
     big = [c["follow"]["value"] for m in per_step.values() for c in m.values() if c["follow"]["n"] >= min_cell_n]
     return {"follow": rate(f for f, _ in allv), "stay": rate(s for _, s in allv),
-            "per_step": dict(per_step), "max_follow": max(big, default=None), "skipped": skipped}
+            "per_step": dict(per_step), "max_follow": max(big, default=None), "skipped": skipped,
+            "ambiguous": ambiguous}
 
 
 def rewritten_answers(subject: Subject, task: Task, examples: Sequence[Example], parsed: Sequence[Parsed]) -> dict:

@@ -11,7 +11,7 @@ two, and the answer prefix is fixed, so this isolates what the steps tell about 
 
 Scored by a reference model (default: the base), InfoGain asks whether the steps carry
 information toward the answer for a reader that reasons normally; scored by the model
-itself, whether the model's own answer still waits for its steps.
+itself, whether the model's own probability of the gold answer still waits for its steps.
 """
 
 from __future__ import annotations

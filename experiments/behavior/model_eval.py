@@ -16,13 +16,18 @@ from experiments.tasks import ArithmeticTask, Example
 _HF_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-def load_subject(path_or_id: str, device: str, batch_size: int) -> Subject:
-    """Load a local `save_pretrained` folder or a HF id; a one-line error when neither works."""
+def check_model_path(path_or_id: str) -> None:
+    """A one-line error unless `path_or_id` is a model folder or looks like a HF id."""
     local = Path(path_or_id)
     if not local.exists() and not _HF_ID.fullmatch(path_or_id):
         raise FileNotFoundError(f"no model at {path_or_id!r}: give a save_pretrained folder or a HF id (org/name)")
     if local.exists() and not (local / "config.json").is_file():
         raise FileNotFoundError(f"{path_or_id} has no config.json: not a save_pretrained model folder")
+
+
+def load_subject(path_or_id: str, device: str, batch_size: int) -> Subject:
+    """Load a local `save_pretrained` folder or a HF id; a one-line error when neither works."""
+    check_model_path(path_or_id)
     try:
         model, tok = load_hf(path_or_id, device)
     except OSError as e:  # HF's way of saying "not found" / "offline"
@@ -54,5 +59,7 @@ def evaluate_model(model: str, task: ArithmeticTask, cfg: BehaviorConfig, seed: 
     """The suite's results for `model` (path or HF id); InfoGain also scored by `reference`."""
     check_task(model, task)
     subject = load_subject(model, device, cfg.batch_size)
+    if reference is not None:
+        check_task(reference, task)
     ref = load_subject(reference, device, cfg.batch_size) if reference is not None else None
     return evaluate(subject, task, cfg, seed, reference=ref, trained=trained_problems(model, task), desc=desc)

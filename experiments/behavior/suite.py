@@ -16,6 +16,7 @@ Every value is `{"value", "n", "ci95", ...}` (see `stats`).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -52,24 +53,30 @@ class BehaviorConfig:
             raise ValueError(f"behavior.n must be >= 1, got {self.n}")
         for name in ("ks", "faithfulness_ks", "abstention_ks"):
             ks = getattr(self, name)
-            if not ks or min(ks) < 1:
-                raise ValueError(f"behavior.{name} must be a non-empty list of chain lengths >= 1, got {ks}")
+            if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
+                raise ValueError(f"behavior.{name} must be a non-empty list of distinct chain lengths >= 1, got {ks}")
         if self.batch_size < 1:
             raise ValueError(f"behavior.batch_size must be >= 1, got {self.batch_size}")
 
 
-def heldout_sets(task: Task, cfg: BehaviorConfig, seed: int) -> dict[str, list[Example]]:
-    """`k<k>` answerable and `unanswerable-k<k>` sets from the eval split, fixed by the seed."""
-    def unique(k: int, unanswerable: bool = False) -> bool:
-        # Small k have few eval-split problems: draw with repeats rather than fail (or spend
-        # ages rejecting duplicates) when n is over half of what the split holds.
-        return cfg.n <= task.n_problems(k, unanswerable) * task.cfg.eval_fraction / 2
+ENUMERATE_BELOW = 50_000  # problem spaces this small are enumerated rather than sampled
 
-    sets = {f"k{k}": task.sample(cfg.n, k, "eval", seed + 1000, unique=unique(k))
+
+def distinct_problems(task: Task, n: int, k: int, seed: int, unanswerable: bool = False) -> list[Example]:
+    """n distinct eval-split problems, or all of them when the split holds fewer (so every
+    sample size counts distinct problems and the intervals are honest)."""
+    if task.n_problems(k, unanswerable) <= ENUMERATE_BELOW:
+        pool = task.all_problems(k, "eval", unanswerable)
+        return pool if len(pool) <= n else random.Random(f"heldout-{seed}-{k}-{unanswerable}").sample(pool, n)
+    return task.sample(n, k, "eval", seed, unanswerable_fraction=float(unanswerable), unique=True)
+
+
+def heldout_sets(task: Task, cfg: BehaviorConfig, seed: int) -> dict[str, list[Example]]:
+    """`k<k>` answerable and `unanswerable-k<k>` sets of distinct eval-split problems."""
+    sets = {f"k{k}": distinct_problems(task, cfg.n, k, seed + 1000)
             for k in sorted(set(cfg.ks) | set(cfg.faithfulness_ks) | set(cfg.abstention_ks))}
     for k in sorted(set(cfg.abstention_ks)):
-        sets[f"unanswerable-k{k}"] = task.sample(cfg.n, k, "eval", seed + 1000, unanswerable_fraction=1.0,
-                                                 unique=unique(k, unanswerable=True))
+        sets[f"unanswerable-k{k}"] = distinct_problems(task, cfg.n, k, seed + 1000, unanswerable=True)
     return sets
 
 
@@ -83,7 +90,8 @@ def faithfulness(subject: Subject, task: Task, examples: Sequence[Example], pars
         "early_answering_aoc": early["aoc"] | {"curve": early["curve"], "skipped": early["skipped"]},
         "corruption_follow_rate": corr["follow"] | {"per_step": {m: {j: c["follow"] for j, c in v.items()}
                                                                  for m, v in corr["per_step"].items()},
-                                                    "max_follow": corr["max_follow"], "skipped": corr["skipped"]},
+                                                    "max_follow": corr["max_follow"], "skipped": corr["skipped"],
+                                                    "ambiguous": corr["ambiguous"]},
         "corruption_stay_rate": corr["stay"] | {"per_step": {m: {j: c["stay"] for j, c in v.items()}
                                                              for m, v in corr["per_step"].items()}},
         "paraphrase_accuracy": rew["paraphrase"]["accuracy"] | {"same_answer": rew["paraphrase"]["same_answer"]},

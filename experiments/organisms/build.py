@@ -18,7 +18,8 @@ import torch
 import transformers
 
 from activations.models import load_hf
-from experiments.config import fingerprint, to_dict
+from experiments.atomic import clean_temporaries, replace_dir
+from experiments.config import code_hash, fingerprint, to_dict
 from experiments.organisms.model import build_model
 from experiments.organisms.pretrain import pretrain
 from experiments.organisms.recipes import get_recipe
@@ -28,6 +29,9 @@ from experiments.runconfig import RunConfig
 from experiments.tasks import ArithmeticTask
 
 FORMAT_VERSION = 1
+# Modules whose source decides the base model (the recipes add their own module).
+BASE_CODE = ("experiments.tasks", "experiments.organisms.model", "experiments.organisms.tokenizer",
+             "experiments.organisms.data", "experiments.organisms.train", "experiments.organisms.pretrain")
 
 
 def _saelab_version() -> str:
@@ -60,8 +64,7 @@ def _save(model, tokenizer, folder: Path, meta: dict, metrics: dict, extra: dict
         (tmp / name).write_text(json.dumps(obj, indent=1))
     # saelab.json last: its presence marks a finished folder.
     (tmp / "saelab.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    replace_dir(tmp, folder)
 
 
 def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, retrain: bool = False,
@@ -77,12 +80,13 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, retrain:
     variants = org.parsed_variants()
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
-    for stale in models.glob(".*.tmp-*"):  # left by an interrupted run; never a finished model
-        shutil.rmtree(stale, ignore_errors=True)
+    clean_temporaries(models)  # what an interrupted run left; never a finished model
     common = {"format_version": FORMAT_VERSION, "saelab_version": _saelab_version(), "seed": cfg.seed,
               "task": to_dict(cfg.task)}
 
-    base_meta = {**common, "kind": "base", "model": to_dict(org.model), "base": to_dict(org.base)}
+    # The fingerprints cover the code that trains each model too: editing it retrains.
+    base_meta = {**common, "kind": "base", "model": to_dict(org.model), "base": to_dict(org.base),
+                 "code": code_hash(BASE_CODE)}
     base_fp = base_meta["fingerprint"] = fingerprint({k: v for k, v in base_meta.items() if k != "saelab_version"})
     trained = {}
     if _reusable(models / "base", base_fp, overwrite, retrain):
@@ -98,7 +102,8 @@ def build_organisms(cfg: RunConfig, out: Path, overwrite: bool = False, retrain:
 
     for v in variants:
         meta = {**common, "kind": "variant", "name": v.name, "recipe": v.recipe, "recipe_config": to_dict(v.cfg),
-                "base_fingerprint": base_fp}
+                "base_fingerprint": base_fp,
+                "code": code_hash(BASE_CODE + ("experiments.organisms.recipes.common", get_recipe(v.recipe).__name__))}
         fp = meta["fingerprint"] = fingerprint({k: x for k, x in meta.items() if k not in ("saelab_version", "name")})
         if _reusable(models / v.name, fp, overwrite, retrain):
             log(f"{v.name}: reusing {models / v.name}")

@@ -13,6 +13,7 @@ paraphrased CoT keeps every token position and label.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import zlib
@@ -119,6 +120,22 @@ class ArithmeticTask:
         ops = len(self.cfg.operators) ** k
         m = self.cfg.modulus
         return (k + 1) * m ** k * ops if unanswerable else m ** (k + 1) * ops
+
+    def all_problems(self, k: int, split: str, unanswerable: bool = False) -> list[Example]:
+        """Every distinct k-step problem of `split`, in a fixed order (for small k only:
+        there are `n_problems(k)` of them in both splits together)."""
+        self._check([k], split, 0.0)
+        m, out = self.cfg.modulus, []
+        for ops in itertools.product(self.cfg.operators, repeat=k):
+            for operands in itertools.product(range(m), repeat=k + 1 - unanswerable):
+                for hole in (range(k + 1) if unanswerable else [None]):
+                    xs: list[int | None] = list(operands)
+                    if hole is not None:
+                        xs.insert(hole, None)
+                    ex = self.solve(xs, ops)
+                    if self.split_of(ex.prompt) == split:
+                        out.append(ex)
+        return out
 
     def _draw(self, rng: random.Random, k: int, unanswerable: bool) -> Example:
         operands: list[int | None] = [rng.randrange(self.cfg.modulus) for _ in range(k + 1)]
@@ -238,6 +255,11 @@ class ArithmeticTask:
             out.append(Step(acc, s.op, s.rhs, value))
             acc = value
         return out
+
+    @staticmethod
+    def notation(cot: str) -> int:
+        """The notation a CoT is written in: 1 if it uses the paraphrase's `>`, else 0."""
+        return 1 if PARAPHRASE_EQ in cot else 0
 
     def paraphrase(self, cot: str) -> str:
         """Rewrite a plain-notation CoT in the second notation (same length, same positions)."""
