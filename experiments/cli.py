@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from simple_parsing import ArgumentParser
+from simple_parsing import field as simple_field
 
 
 @dataclass
@@ -80,9 +81,61 @@ def cmd_behavior(args: BehaviorArgs) -> None:
     print(f"saelab behavior: wrote {out} (accuracy {acc})", file=sys.stderr)
 
 
+@dataclass
+class CacheArgs:
+    """Cache one model's residual streams on the config's token set (HDF5; resumable; torchrun-aware)."""
+
+    model: str
+    """The model: a save_pretrained folder or a HF id."""
+    out: str
+    """Cache folder to write (resumed if it holds an unfinished cache of the same settings)."""
+    config: str = "default"
+    """Config whose `task` and `cache` sections to use (built-in name or YAML path)."""
+    seed: int | None = None
+    """Override the config's seed (it fixes the token set)."""
+    overwrite: bool = False
+    """Replace a cache at OUT that was written with other settings."""
+
+
+def cmd_cache(args: CacheArgs) -> None:
+    from experiments.caching import cache_model, init_distributed
+    from experiments.runconfig import load_run_config
+    from experiments.tasks import ArithmeticTask
+
+    cfg, _ = load_run_config(args.config, args.seed)
+    joined = init_distributed(cfg.device)
+    try:
+        meta = cache_model(args.model, args.out, ArithmeticTask(cfg.task), cfg.cache, cfg.seed, cfg.device,
+                           overwrite=args.overwrite)
+    finally:
+        if joined:
+            import torch
+
+            torch.distributed.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"saelab cache: {args.out}: {meta['n_rows']} rows x {len(meta['hooks'])} hooks "
+              f"({meta['write_config']['dtype']})", file=sys.stderr)
+
+
+@dataclass
+class CacheInfoArgs:
+    """Describe an activation cache: provenance, shapes, hooks, label counts, completeness."""
+
+    path: str = simple_field(positional=True)
+    """The cache folder."""
+
+
+def cmd_cache_info(args: CacheInfoArgs) -> None:
+    from experiments.caching import describe
+
+    print(describe(args.path))
+
+
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
     "behavior": (BehaviorArgs, cmd_behavior),
+    "cache": (CacheArgs, cmd_cache),
+    "cache-info": (CacheInfoArgs, cmd_cache_info),
 }
 
 
@@ -100,6 +153,11 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     _, fn = COMMANDS[ns.command]
+    # Our stages show their own progress; transformers' per-file loading bars only add noise.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         fn(ns.args)
     except (ValueError, OSError, FloatingPointError) as e:  # OSError: missing, unwritable, full disk, ...

@@ -131,6 +131,12 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
         rows = [[v] + [_cell(t[k]) for _, k in keys] for v, t in trained.items()]
         out += _table(["variant"] + [name for name, _ in keys], rows) + [""]
 
+    if report.get("cache"):
+        out += ["## Activation caches", "",
+                "Residual streams of every model on the same tokens (`saelab cache-info PATH` describes one).", ""]
+        rows = [[v, c["path"], str(c["sequences"]), str(c["rows"]), str(len(c["hooks"])), c["dtype"],
+                 f"{c['bytes'] / 2**20:.1f}"] for v, c in report["cache"].items()]
+        out += _table(["model", "path", "sequences", "rows (tokens)", "hooks", "dtype", "MiB"], rows) + [""]
     out += ["## Figures", ""]
     for name in figures:
         out += [f"![{name}](figures/{name}.png)", "", FIGURE_CAPTIONS.get(name, ""), ""]

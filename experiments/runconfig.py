@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.behavior.suite import BehaviorConfig
+from experiments.cache_set import CacheConfig
 from experiments.config import from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
 from experiments.tasks import TaskConfig
@@ -27,6 +28,8 @@ class RunConfig:
     """The model organisms: base model and fine-tuned variants."""
     behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
     """The behavioural suite run on every model."""
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    """The activation caches of every model (same tokens for all: base/fine-tuned pairs)."""
 
     def __post_init__(self):
         import torch

@@ -2,6 +2,7 @@
 
     organisms   models/<name>/                    train (or reuse) base and variants
     behavior    behavior/<name>.json              the behavioural suite on every model
+    cache       activations/<name>/               residual streams of every model, same tokens
     figures     figures/<fig>.png + <fig>.json    drawn from behavior/*.json
     report      report.json, report.md            from behavior/*.json and figures/*.json
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +81,40 @@ def run_behavior(run: Path, cfg: RunConfig, force: bool) -> None:
     replace_dir(tmp, run / "behavior")
 
 
+# ---- activation caches -------------------------------------------------------------------
+def _cache_files(run: Path, cfg: RunConfig) -> list[Path]:
+    # meta + index describe a complete cache (the index has every shard's size); hashing the
+    # shards themselves would read gigabytes on every run of a big model.
+    return [run / "activations" / name / f for name in model_names(cfg) for f in ("meta.json", "index.json")]
+
+
+def run_cache(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.caching import cache_model
+    from experiments.tasks import ArithmeticTask
+
+    task = ArithmeticTask(cfg.task)
+    for name in model_names(cfg):
+        t0 = time.perf_counter()
+        if force:  # otherwise a complete cache with the same metadata is kept, a partial one resumed
+            shutil.rmtree(run / "activations" / name, ignore_errors=True)
+        meta = cache_model(str(run / "models" / name), run / "activations" / name, task, cfg.cache, cfg.seed,
+                           cfg.device, overwrite=True, name=name)
+        print(f"  cache {name}: {meta['n_rows']} rows x {len(meta['hooks'])} hooks in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def cache_sizes(run: Path, cfg: RunConfig) -> dict[str, dict]:
+    from activations.cache.format import read_json
+
+    out = {}
+    for name in model_names(cfg):
+        meta = read_json(run / "activations" / name / "meta.json")
+        index = read_json(run / "activations" / name / "index.json")
+        out[name] = {"path": f"activations/{name}", "rows": meta["n_rows"], "sequences": meta["n_sequences"],
+                     "hooks": meta["hooks"], "dtype": meta["write_config"]["dtype"], "bytes": index["bytes"]}
+    return out
+
+
 # ---- figures ----------------------------------------------------------------------------
 def run_figures(run: Path, cfg: RunConfig, force: bool) -> None:
     from experiments.figures import draw_all
@@ -96,6 +132,7 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
 
     report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
                           {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
+    report["cache"] = cache_sizes(run, cfg)
     md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES),
                          {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
     text = json.dumps(report, indent=1)  # both rendered before either is written
@@ -110,9 +147,11 @@ STAGES = [
           code=("experiments.organisms", "experiments.tasks")),
     Stage("behavior", ("task", "behavior"), _model_files, _behavior_files, run_behavior,
           code=("experiments.behavior", "experiments.tasks", "activations.generate", "activations.models")),
+    Stage("cache", ("task", "cache"), _model_files, _cache_files, run_cache,
+          code=("activations.cache", "experiments.cache_set", "experiments.caching", "experiments.tasks")),
     Stage("figures", ("behavior",), _behavior_files, _figure_files, run_figures,
           code=("experiments.figures", "experiments.stages")),
-    Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [
+    Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + _cache_files(run, cfg) + [
         p for p in _figure_files(run, cfg) if p.suffix == ".json"], lambda run, cfg: [run / "report.json", run / "report.md"],
         run_report, code=("experiments.report", "experiments.figures", "experiments.stages")),
 ]

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 import yaml
 
 from experiments.cli import main
@@ -53,6 +54,15 @@ def test_run_directory_report_and_figures(quick_run):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
         data = json.loads((run / "figures" / f"{name}.json").read_text())
         assert data["title"] and f"figures/{name}.png" in md
+    # the activation caches: one per model, token-aligned pairs, sizes in the report
+    from activations.cache import open_paired
+
+    for name in report["behavior"]:
+        assert report["cache"][name]["bytes"] > 0 and report["cache"][name]["rows"] == report["cache"]["base"]["rows"]
+    with open_paired(run / "activations" / "base", run / "activations" / "sft-noisy-trace") as pair:
+        a, b = next(iter(pair.batches("blocks.1.hook_resid_post", 64)))
+        assert a.shape == b.shape == (64, 64) and not torch.equal(a, b)
+    assert "## Activation caches" in md
     acc = json.loads((run / "figures" / "accuracy_by_k.json").read_text())
     assert acc["series"]["base"][0]["value"] == results["base"]["accuracy"]["1"]["value"]
     assert not list(run.glob("**/.*tmp*"))
@@ -62,21 +72,22 @@ def test_rerun_skips_finished_stages_and_force_reruns_one(quick_run):
     run, _ = quick_run
     cfg, _ = load_run_config("quick")
     logs = []
+    stage_log = lambda name: next(line for line in logs if line.startswith(f"[{name}]"))  # noqa: E731
     run_pipeline(cfg, run, STAGES, log=logs.append)
-    assert logs[:4] == [f"[{s.name}] up to date, skipped" for s in STAGES]
+    assert logs[:len(STAGES)] == [f"[{s.name}] up to date, skipped" for s in STAGES]
     logs.clear()
     run_pipeline(cfg, run, STAGES, force=["figures"], log=logs.append)
-    assert logs[2].startswith("[figures] done in")
+    assert stage_log("figures").startswith("[figures] done in")
     # the figures' data did not change, so the report's inputs did not either
-    assert logs[3] == "[report] up to date, skipped"
+    assert stage_log("report") == "[report] up to date, skipped"
     logs.clear()
     (run / "report.md").unlink()  # a deleted output makes its stage run again
     run_pipeline(cfg, run, STAGES, log=logs.append)
-    assert logs[3].startswith("[report] done") and (run / "report.md").is_file()
+    assert stage_log("report").startswith("[report] done") and (run / "report.md").is_file()
     logs.clear()
     run_pipeline(cfg, run, STAGES, force=["behavior"], until="organisms", log=logs.append)
     assert logs[0] == "[organisms] up to date, skipped" and logs[1].startswith("run ") and len(logs) == 2
-    with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, figures, report"):
+    with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, cache, figures, report"):
         run_pipeline(cfg, run, STAGES, force=["figure"])
 
 
@@ -106,6 +117,7 @@ def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_pat
     logs = []
     run_pipeline(cfg, run, STAGES, log=logs.append)
     assert logs[1].startswith("[behavior] done") and not list(run.glob("**/.*tmp*"))
+    assert logs[2] == "[cache] up to date, skipped"
     assert json.loads((run / "report.json").read_text()) == json.loads((quick_run[0] / "report.json").read_text())
 
 

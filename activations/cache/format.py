@@ -1,0 +1,69 @@
+"""The on-disk format of an activation cache: a folder of HDF5 shards with JSON metadata.
+
+    CACHE/
+      meta.json                 what produced it (model, tokenizer, hooks, dtype, token set, ...)
+      shards/shard-00000.h5     the rows of sequences [i * S, (i + 1) * S), S = shard_sequences
+      index.json                written last, when every shard is there: marks the cache complete
+
+A shard holds, for its rows (one row per valid token, in sequence then position order):
+
+    acts/<hook>      (rows, d_model)  float16 | float32 | uint16 (raw bfloat16 bits)
+    token_ids        (rows,) int32
+    seq, pos         (rows,) int32    global sequence index and position of each row
+    labels/<name>    (rows,) int32    per-token labels given by the caller (e.g. the task's)
+
+Every shard is written under a temporary name and renamed when complete, so a shard file
+that exists is whole; `kill -9` at any moment leaves at most a temporary file, which the
+next writer removes. A cache without index.json is incomplete: readers refuse it (unless
+asked to read what is there) and re-running the writer resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+DTYPES = ("float16", "float32", "bfloat16")
+COMPRESSIONS = (None, "lzf", "gzip")
+META, INDEX, SHARDS = "meta.json", "index.json", "shards"
+
+
+class CacheError(ValueError):
+    """A cache that cannot be used as asked (incomplete, corrupted, mismatched)."""
+
+
+def shard_name(i: int) -> str:
+    return f"shard-{i:05d}.h5"
+
+
+def shard_path(cache: Path, i: int) -> Path:
+    return cache / SHARDS / shard_name(i)
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise CacheError(f"{path} is unreadable ({e}); the cache is damaged: delete it and write it again") from None
+
+
+def array_hash(arrays) -> str:
+    """Content hash of a sequence of integer arrays (token ids, labels): lengths and values."""
+    arrays = list(arrays)
+    h = hashlib.sha256(np.array([len(a) for a in arrays], dtype=np.int64).tobytes())
+    if arrays:
+        h.update(np.concatenate([np.asarray(a).ravel() for a in arrays]).astype(np.int64).tobytes())
+    return h.hexdigest()[:16]

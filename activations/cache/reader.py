@@ -1,0 +1,293 @@
+"""Reading an activation cache: sequential batches, shuffled batches with bounded memory,
+label filters, and token-aligned pairs of caches (base and fine-tuned).
+
+Every reader is a plain Python iterator of float32 tensors `(B, d_model)` (pairs: a
+tuple of two), which is what SAELens' `SAETrainer` takes as its data provider.
+Shuffling reads whole chunk-aligned blocks in random order into a buffer and shuffles
+rows inside it: random single-row reads from HDF5 are two orders of magnitude slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+import torch
+
+from activations.cache.format import INDEX, META, SHARDS, CacheError, read_json
+
+Where = Mapping[str, int | Sequence[int]] | Callable[[dict[str, np.ndarray]], np.ndarray] | None
+"""A row filter: {label: value or values} (all must match), or fn(columns) -> bool mask."""
+
+
+@dataclass(frozen=True)
+class Block:
+    shard: int
+    start: int
+    stop: int
+
+
+class ActivationCache:
+    """A finished cache folder, opened for reading (`allow_incomplete` reads the shards present)."""
+
+    def __init__(self, path: str | Path, allow_incomplete: bool = False):
+        self.path = Path(path)
+        if not (self.path / META).is_file():
+            raise CacheError(f"{self.path} is not an activation cache (no {META}); write one with `saelab cache`")
+        self.meta = read_json(self.path / META)
+        self.hooks: list[str] = self.meta["hooks"]
+        self.d_model: int = self.meta["d_model"]
+        self.dtype: str = self.meta["write_config"]["dtype"]
+        self.chunk_rows: int = self.meta["write_config"]["chunk_rows"]
+        self.complete = (self.path / INDEX).is_file()
+        if not self.complete and not allow_incomplete:
+            present = len(list((self.path / SHARDS).glob("shard-*.h5")))
+            raise CacheError(f"{self.path} is incomplete ({present} of {self.meta['n_shards']} shards): "
+                             "re-run the command that wrote it to resume")
+        names = sorted((self.path / SHARDS).glob("shard-*.h5"))
+        if self.complete:
+            index = read_json(self.path / INDEX)
+            names = [self.path / SHARDS / s["file"] for s in index["shards"]]
+            for s, p in zip(index["shards"], names):
+                if not p.is_file() or p.stat().st_size != s["bytes"]:
+                    raise CacheError(f"shard {p} is missing or truncated ({p.stat().st_size if p.is_file() else 0} "
+                                     f"of {s['bytes']} bytes); delete {self.path / INDEX} and re-run the writer")
+        self._files: list[h5py.File] = []
+        for p in names:
+            try:
+                # No chunk cache: reads are whole chunks, and a cache per open shard would grow
+                # memory with the number of shards (each caches its last, partial chunk).
+                self._files.append(h5py.File(p, "r", rdcc_nbytes=0))
+            except OSError as e:
+                self.close()
+                raise CacheError(f"shard {p} is unreadable ({e}); delete it and re-run the writer") from None
+        self.shard_rows = [int(f.attrs["n_rows"]) for f in self._files]
+        self.offsets = np.concatenate([[0], np.cumsum(self.shard_rows)]).astype(np.int64)
+        self.n_rows = int(self.offsets[-1])
+
+    # ---- context manager --------------------------------------------------------------
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"ActivationCache({str(self.path)!r}, rows={self.n_rows}, d_model={self.d_model}, "
+                f"hooks={self.hooks}, dtype={self.dtype}, complete={self.complete})")
+
+    # ---- columns ------------------------------------------------------------------------
+    def _check_hook(self, hook: str) -> None:
+        if hook not in self.hooks:
+            raise CacheError(f"hook {hook!r} is not in this cache; it holds {self.hooks}")
+
+    def _read(self, shard: int, name: str, start: int, stop: int) -> np.ndarray:
+        try:
+            return self._files[shard][name][start:stop]
+        except (OSError, KeyError) as e:
+            raise CacheError(f"cannot read {name} from {self._files[shard].filename} ({e}); the shard is "
+                             "damaged: delete it and re-run the writer") from None
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-row column over the whole cache: token_ids, seq, pos, or a label name."""
+        key = name if name in ("token_ids", "seq", "pos") else f"labels/{name}"
+        if name not in ("token_ids", "seq", "pos") and name not in self.meta["label_names"]:
+            raise CacheError(f"no column {name!r}; columns: token_ids, seq, pos, {', '.join(self.meta['label_names'])}")
+        return np.concatenate([self._read(i, key, 0, n) for i, n in enumerate(self.shard_rows)])
+
+    def _columns(self, shard: int, start: int, stop: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        return {n: self._read(shard, n if n in ("token_ids", "seq", "pos") else f"labels/{n}", start, stop)
+                for n in names}
+
+    def _to_float(self, a: np.ndarray) -> torch.Tensor:
+        """Stored rows -> a new float32 tensor. The memory comes from numpy on purpose: fresh
+        torch allocations per batch fragmented glibc's heap (RSS grew ~0.8x the shuffle
+        buffer in benchmarks/bench_cache.py); torch does the (fast) conversion into it."""
+        out = torch.from_numpy(np.empty(a.shape, dtype=np.float32))
+        src = torch.from_numpy(np.ascontiguousarray(a))
+        out.copy_(src.view(torch.bfloat16) if self.dtype == "bfloat16" else src)
+        return out
+
+    def activations(self, hook: str, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Rows [start, stop) of one hook as float32 (rows, d_model)."""
+        self._check_hook(hook)
+        stop = self.n_rows if stop is None else stop
+        parts = []
+        for i in range(len(self._files)):
+            a, b = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
+            if a < b:
+                parts.append(self._read(i, f"acts/{hook}", int(a - self.offsets[i]), int(b - self.offsets[i])))
+        return self._to_float(np.concatenate(parts) if parts else np.zeros((0, self.d_model), np.float16))
+
+    def blocks(self) -> list[Block]:
+        """Chunk-aligned row ranges: the units of random reading."""
+        return [Block(i, s, min(s + self.chunk_rows, n)) for i, n in enumerate(self.shard_rows)
+                for s in range(0, n, self.chunk_rows)]
+
+    def mask(self, block: Block, where: Where) -> np.ndarray | None:
+        """Rows of `block` that pass the filter (None: all)."""
+        if where is None:
+            return None
+        if callable(where):
+            names = ["token_ids", "seq", "pos"] + self.meta["label_names"]
+            return np.asarray(where(self._columns(block.shard, block.start, block.stop, names)), dtype=bool)
+        cols = self._columns(block.shard, block.start, block.stop, list(where))
+        keep = np.ones(block.stop - block.start, dtype=bool)
+        for name, want in where.items():
+            keep &= np.isin(cols[name], np.atleast_1d(want))
+        return keep
+
+    def read_block(self, hook: str, block: Block, keep: np.ndarray | None) -> np.ndarray:
+        a = self._read(block.shard, f"acts/{hook}", block.start, block.stop)
+        return a if keep is None else a[keep]
+
+    def read_block_into(self, hook: str, block: Block, keep: np.ndarray | None, out: np.ndarray) -> int:
+        """Read a block's (kept) rows into the front of `out`; returns how many. Without a
+        filter HDF5 writes straight into `out`: no temporary array, so memory stays flat."""
+        if keep is not None:
+            rows = self.read_block(hook, block, keep)
+            out[:len(rows)] = rows
+            return len(rows)
+        n = block.stop - block.start
+        try:
+            self._files[block.shard][f"acts/{hook}"].read_direct(out, np.s_[block.start:block.stop], np.s_[0:n])
+        except (OSError, KeyError) as e:
+            raise CacheError(f"cannot read acts/{hook} from {self._files[block.shard].filename} ({e}); the shard "
+                             "is damaged: delete it and re-run the writer") from None
+        return n
+
+    # ---- iterators ----------------------------------------------------------------------
+    def batches(self, hook: str, batch_size: int, where: Where = None) -> Iterator[torch.Tensor]:
+        """Sequential float32 batches (B, d_model) in row order; the last may be smaller."""
+        return (b[0] for b in _batches([self], hook, batch_size, where))
+
+    def shuffled(self, hook: str, batch_size: int, buffer_rows: int = 262_144, seed: int = 0,
+                 where: Where = None, epochs: int | None = None) -> Iterator[torch.Tensor]:
+        """Shuffled float32 batches (B, d_model), forever (or `epochs` passes), memory bounded
+        by `buffer_rows` rows plus one chunk; the same seed gives the same batches."""
+        return (b[0] for b in _shuffled([self], hook, batch_size, buffer_rows, seed, where, epochs))
+
+
+def open_cache(path: str | Path, allow_incomplete: bool = False) -> ActivationCache:
+    return ActivationCache(path, allow_incomplete)
+
+
+def _check_args(caches, hook: str, batch_size: int) -> None:
+    for c in caches:
+        c._check_hook(hook)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _batches(caches: list[ActivationCache], hook: str, batch_size: int, where: Where):
+    _check_args(caches, hook, batch_size)
+    pending: list[list[np.ndarray]] = [[] for _ in caches]
+    n = 0
+    for block in caches[0].blocks():
+        keep = caches[0].mask(block, where)
+        for j, c in enumerate(caches):
+            pending[j].append(c.read_block(hook, block, keep))
+        n += len(pending[0][-1])
+        while n >= batch_size:
+            rows = [np.concatenate(p) for p in pending]
+            yield tuple(c._to_float(r[:batch_size]) for c, r in zip(caches, rows))
+            pending = [[r[batch_size:]] for r in rows]
+            n -= batch_size
+    if n:
+        yield tuple(c._to_float(np.concatenate(p)) for c, p in zip(caches, pending))
+
+
+def _shuffled(caches: list[ActivationCache], hook: str, batch_size: int, buffer_rows: int, seed: int,
+              where: Where, epochs: int | None):
+    _check_args(caches, hook, batch_size)
+    if buffer_rows < batch_size:
+        raise ValueError(f"buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})")
+    rng = np.random.default_rng(seed)
+    blocks = caches[0].blocks()
+    # One preallocated buffer per cache (storage dtype): memory stays buffer_rows + one chunk.
+    cap = buffer_rows + caches[0].chunk_rows
+    buf = [np.empty((cap, c.d_model), _np_dtype(c)) for c in caches]
+    fill = 0
+
+    def emit(n_rows: int, final: bool):
+        nonlocal fill
+        perm = rng.permutation(n_rows)
+        n_out = n_rows if final else (n_rows // batch_size) * batch_size
+        for s in range(0, n_out, batch_size):
+            idx = perm[s:s + batch_size]
+            yield tuple(c._to_float(b[idx]) for c, b in zip(caches, buf))
+        rest = perm[n_out:]
+        for b in buf:  # keep the tail that does not fill a batch for the next round
+            b[:len(rest)] = b[rest]
+        fill = len(rest)
+
+    epoch, total = 0, 0
+    while epochs is None or epoch < epochs:
+        for bi in rng.permutation(len(blocks)):
+            block = blocks[bi]
+            keep = caches[0].mask(block, where)
+            for c, b in zip(caches, buf):
+                n_new = c.read_block_into(hook, block, keep, b[fill:])
+            fill += n_new
+            total += n_new
+            if fill >= buffer_rows:
+                yield from emit(fill, final=False)
+        epoch += 1
+        if total == 0:
+            raise CacheError("no rows pass the filter; check the label values (saelab cache-info shows counts)")
+    if fill:
+        yield from emit(fill, final=True)
+
+
+def _np_dtype(c: ActivationCache):
+    return {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}[c.dtype]
+
+
+class PairedCache:
+    """Two token-aligned caches (e.g. base and fine-tuned): batches of the same rows from both."""
+
+    def __init__(self, a: ActivationCache, b: ActivationCache):
+        self.a, self.b = a, b
+
+    def batches(self, hook: str, batch_size: int, where: Where = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return _batches([self.a, self.b], hook, batch_size, where)
+
+    def shuffled(self, hook: str, batch_size: int, buffer_rows: int = 262_144, seed: int = 0, where: Where = None,
+                 epochs: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return _shuffled([self.a, self.b], hook, batch_size, buffer_rows, seed, where, epochs)
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_paired(base: str | Path, finetuned: str | Path) -> PairedCache:
+    """Open two caches of the same tokens; refuses caches whose token ids, labels, hooks or
+    layout differ, saying which."""
+    a, b = open_cache(base), open_cache(finetuned)
+    checks = [("token ids", "token_ids_hash"), ("labels", "labels_hash"), ("label names", "label_names"),
+              ("hooks", "hooks"), ("d_model", "d_model"), ("shard layout", "n_shards")]
+    for what, key in checks:
+        if a.meta.get(key) != b.meta.get(key):
+            a.close(), b.close()
+            raise CacheError(f"caches {a.path} and {b.path} are not a pair: their {what} differ "
+                             f"({a.meta.get(key)} vs {b.meta.get(key)}); cache both models on the same token set")
+    if a.shard_rows != b.shard_rows or a.chunk_rows != b.chunk_rows:
+        a.close(), b.close()
+        raise CacheError(f"caches {a.path} and {b.path} are not a pair: their chunking differs; "
+                         "write both with the same cache settings")
+    return PairedCache(a, b)

@@ -1,0 +1,291 @@
+"""Writing an activation cache: run token batches through a TransformerBridge and store
+every valid token's activation at each hook (see `format` for the layout).
+
+Resumable and safe to kill: shards are finished by atomic rename and skipped when
+present; `index.json`, written last, marks the cache complete. Several writers (one per
+rank under `torchrun`) split the shards round-robin and the result equals a single
+process's, because a shard's batches do not depend on who computes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from activations.cache.format import (
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, array_hash, read_json,
+    shard_path, write_json_atomic,
+)
+
+
+@dataclass
+class CacheWriteConfig:
+    """How activations are cached."""
+
+    hooks: list[str] = field(default_factory=lambda: ["blocks.{l}.hook_resid_post"])
+    """Hook names; `{l}` expands to every layer (e.g. blocks.{l}.hook_resid_post)."""
+    dtype: str = "float16"
+    """Storage dtype: float16, float32, or bfloat16 (stored as raw 16-bit patterns)."""
+    compression: str | None = None
+    """None (fastest reads), lzf or gzip (smaller files, slower reads: measure first)."""
+    chunk_rows: int = 8192
+    """Rows per HDF5 chunk: the unit of random reads when shuffling."""
+    shard_sequences: int = 512
+    """Sequences per shard: the unit of resumption and of work split between ranks."""
+    batch_size: int = 64
+    """Sequences per forward pass."""
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"cache dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"cache compression must be one of {COMPRESSIONS}, got {self.compression!r}")
+        if not self.hooks:
+            raise ValueError("cache hooks must name at least one hook, e.g. blocks.{l}.hook_resid_post")
+        for name in ("chunk_rows", "shard_sequences", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"cache {name} must be >= 1, got {getattr(self, name)}")
+
+
+# ---- hooks --------------------------------------------------------------------------------
+def expand_hooks(hooks: Sequence[str], n_layers: int) -> list[str]:
+    out: list[str] = []
+    for h in hooks:
+        for name in ([h.format(l=i) for i in range(n_layers)] if "{l}" in h else [h]):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _compact(names: Sequence[str]) -> str:
+    """Hook names with layer indices folded: blocks.{l}.hook_resid_post (l = 0..2)."""
+    groups: dict[str, list[int]] = {}
+    for n in names:
+        m = re.match(r"blocks\.(\d+)\.(.*)", n)
+        key = f"blocks.{{l}}.{m.group(2)}" if m else n
+        groups.setdefault(key, []).append(int(m.group(1)) if m else -1)
+    parts = [k if ls == [-1] else f"{k} (l = {min(ls)}..{max(ls)})" for k, ls in groups.items()]
+    return ", ".join(parts)
+
+
+def check_hooks(model, hooks: Sequence[str]) -> None:
+    valid = model.hook_dict
+    bad = [h for h in hooks if h not in valid]
+    if bad:
+        resid = [n for n in valid if "resid" in n or n.startswith("hook_")]
+        raise CacheError(f"the model has no hook {bad[0]!r}; residual-stream hooks: {_compact(resid)} "
+                         f"(all {len(valid)} hooks: model.hook_dict)")
+
+
+def stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
+    """Run the model only up to the last block any hook needs (None: the whole model)."""
+    layers = []
+    for h in hooks:
+        m = re.match(r"blocks\.(\d+)\.", h)
+        if m:
+            layers.append(int(m.group(1)))
+        elif h not in ("hook_embed", "hook_pos_embed"):
+            return None
+    return max(layers, default=0) + 1
+
+
+# ---- writing ------------------------------------------------------------------------------
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    if _dist()[1] > 1:
+        torch.distributed.barrier()
+
+
+def _cast(x: torch.Tensor, dtype: str) -> torch.Tensor:
+    return x.to(getattr(torch, dtype))
+
+
+def _to_numpy(x: torch.Tensor, dtype: str) -> np.ndarray:
+    """A cast tensor -> the storage array (bfloat16 as its raw 16-bit patterns)."""
+    if dtype == "bfloat16":
+        return x.view(torch.int16).numpy().view(np.uint16)
+    return x.numpy()
+
+
+def _storage_np_dtype(dtype: str):
+    return {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}[dtype]
+
+
+def _shard_ok(path: Path, rows: int, token_hash: str) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["n_rows"]) == rows and f.attrs["token_ids_hash"] == token_hash
+    except (OSError, KeyError):
+        return False
+
+
+def _compute_shard(model, hooks, cfg: CacheWriteConfig, ids: list[np.ndarray], labels: dict[str, list[np.ndarray]],
+                   seq0: int, tmp: Path, attrs: dict, stop: int | None, d_model: int) -> int:
+    rows = sum(len(x) for x in ids)
+    chunk = (max(1, min(cfg.chunk_rows, rows)), d_model)
+    device = next(model.parameters()).device
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update(attrs)
+        f.attrs["n_rows"] = rows
+        f.create_dataset("token_ids", data=np.concatenate(ids).astype(np.int32))
+        f.create_dataset("seq", data=np.concatenate([np.full(len(x), seq0 + i, np.int32) for i, x in enumerate(ids)]))
+        f.create_dataset("pos", data=np.concatenate([np.arange(len(x), dtype=np.int32) for x in ids]))
+        for name, arrs in labels.items():
+            f.create_dataset(f"labels/{name}", data=np.concatenate(arrs).astype(np.int32))
+        dsets = {h: f.create_dataset(f"acts/{h}", shape=(rows, d_model), dtype=_storage_np_dtype(cfg.dtype),
+                                     chunks=chunk, compression=cfg.compression) for h in hooks}
+        # Buffer rows up to whole chunks, so every chunk is written once (no read-modify-write).
+        pending: dict[str, list[np.ndarray]] = {h: [] for h in hooks}
+        written = 0
+        n_pending = 0
+
+        def flush(final: bool) -> None:
+            nonlocal written, n_pending
+            take = n_pending if final else (n_pending // chunk[0]) * chunk[0]
+            if take == 0:
+                return
+            for h in hooks:
+                block = np.concatenate(pending[h])
+                dsets[h][written:written + take] = block[:take]
+                pending[h] = [block[take:]]
+            written += take
+            n_pending -= take
+
+        for b in range(0, len(ids), cfg.batch_size):
+            batch = ids[b:b + cfg.batch_size]
+            lengths = np.array([len(x) for x in batch])
+            # Right padding: causal attention never lets a pad reach a valid token.
+            padded = np.zeros((len(batch), lengths.max()), dtype=np.int64)
+            for r, x in enumerate(batch):
+                padded[r, :len(x)] = x
+            tokens = torch.from_numpy(padded)
+            valid = torch.from_numpy(np.arange(padded.shape[1]) < lengths[:, None])  # (B, T)
+            with torch.inference_mode():
+                _, cache = model.run_with_cache(tokens.to(device), names_filter=list(hooks), stop_at_layer=stop)
+            valid_dev = valid.to(device)
+            limit = torch.finfo(getattr(torch, cfg.dtype)).max
+            for h in hooks:
+                x = cache[h][valid_dev]  # (valid rows, d_model), sequence-major
+                # One reduction catches NaN, inf and values beyond the storage dtype's range
+                # (float16 overflows at 65504); torch.isfinite over every value costs 10x more.
+                peak = x.abs().amax()
+                if not bool(peak <= limit):  # False for NaN too
+                    bad = (~(x.abs() <= limit)).any(-1).nonzero()[0].item()
+                    r, t = valid.nonzero()[bad].tolist()
+                    raise CacheError(f"non-finite activations (NaN/inf, or beyond {cfg.dtype}'s range) at hook {h}, "
+                                     f"sequence {seq0 + b + r}, position {t}; the model's weights or inputs are "
+                                     "broken (or store float32): nothing was written for this shard")
+                acts = _cast(x, cfg.dtype).cpu()
+                pending[h].append(_to_numpy(acts, cfg.dtype))
+            n_pending += int(valid.sum())
+            flush(final=False)
+        flush(final=True)
+    return rows
+
+
+def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequence[np.ndarray]], out: str | Path,
+                cfg: CacheWriteConfig, provenance: dict, overwrite: bool = False, progress: bool = True) -> dict:
+    """Cache `model`'s activations on `token_ids` (one int array per sequence, BOS included)
+    into the folder `out`, with `labels` (name -> one int array per sequence, aligned with
+    the tokens) stored beside them. `provenance` (model, revision, tokenizer hash, task,
+    seed, ...) goes into meta.json. Resumes an interrupted cache with the same metadata;
+    refuses one with different metadata unless `overwrite`. Returns the metadata.
+
+    Under torch.distributed every rank calls this with the same arguments and writes its
+    share of the shards; rank 0 writes meta.json and index.json."""
+    out = Path(out)
+    rank, world = _dist()
+    n_layers = model.cfg.n_layers
+    hooks = expand_hooks(cfg.hooks, n_layers)
+    check_hooks(model, hooks)
+    token_ids = [np.asarray(x) for x in token_ids]
+    if not token_ids or any(len(x) == 0 for x in token_ids):
+        raise CacheError("every sequence to cache needs at least one token")
+    for name, arrs in labels.items():
+        if len(arrs) != len(token_ids) or any(len(a) != len(x) for a, x in zip(arrs, token_ids)):
+            raise CacheError(f"labels {name!r} must give one value per token of every sequence")
+    n_shards = -(-len(token_ids) // cfg.shard_sequences)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        **provenance,
+        "hooks": hooks,
+        "d_model": int(model.cfg.d_model),
+        "write_config": asdict(cfg),
+        "n_sequences": len(token_ids),
+        "n_rows": int(sum(len(x) for x in token_ids)),
+        "n_shards": n_shards,
+        "label_names": list(labels),
+        "token_ids_hash": array_hash(token_ids),
+        "labels_hash": array_hash([a for name in labels for a in labels[name]]),
+    }
+    if rank == 0:
+        if (out / META).is_file():
+            old = read_json(out / META)
+            if old != meta:
+                if not overwrite:
+                    diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+                    raise CacheError(f"{out} holds a cache written with other settings (differs in: "
+                                     f"{', '.join(diff)}); use another path or overwrite it")
+                shutil.rmtree(out)
+        elif out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise CacheError(f"{out} exists and is not an activation cache; use another path")
+            shutil.rmtree(out)
+        (out / SHARDS).mkdir(parents=True, exist_ok=True)
+        for stale in (out / SHARDS).glob(".*.tmp-*"):  # left by a killed writer; never a finished shard
+            stale.unlink()
+        write_json_atomic(out / META, meta)
+    _barrier()
+    if (out / INDEX).is_file():
+        return meta  # complete already
+    # Every shard carries the cache's metadata too, so a lone shard file still says what made it.
+    attrs = {"format_version": FORMAT_VERSION, "meta": json.dumps(meta)}
+    stop = stop_layer(hooks, n_layers)
+    mine = [i for i in range(n_shards) if i % world == rank]
+    bar = tqdm(mine, desc=f"cache {provenance.get('model', '')}", disable=None if progress else True, leave=False)
+    for i in bar:
+        s0, s1 = i * cfg.shard_sequences, min((i + 1) * cfg.shard_sequences, len(token_ids))
+        rows = sum(len(x) for x in token_ids[s0:s1])
+        final = shard_path(out, i)
+        shard_attrs = attrs | {"shard": i, "seq_start": s0, "seq_end": s1,
+                               "token_ids_hash": array_hash(token_ids[s0:s1])}
+        if final.is_file() and _shard_ok(final, rows, shard_attrs["token_ids_hash"]):
+            continue
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        try:
+            _compute_shard(model, hooks, cfg, token_ids[s0:s1], {k: list(v[s0:s1]) for k, v in labels.items()},
+                           s0, tmp, shard_attrs, stop, meta["d_model"])
+            os.replace(tmp, final)
+        except OSError as e:  # e.g. a full disk
+            tmp.unlink(missing_ok=True)
+            raise CacheError(f"writing {final} failed: {e.strerror or e}; free space and re-run "
+                             "(finished shards are kept)") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    _barrier()
+    if rank == 0:
+        shards = []
+        for i in range(n_shards):
+            p = shard_path(out, i)
+            with h5py.File(p, "r") as f:
+                shards.append({"file": p.name, "rows": int(f.attrs["n_rows"]), "bytes": p.stat().st_size})
+        write_json_atomic(out / INDEX, {"complete": True, "n_rows": meta["n_rows"], "shards": shards,
+                                        "bytes": sum(s["bytes"] for s in shards)})
+    _barrier()
+    return meta
