@@ -39,12 +39,13 @@ def cache_model(model: str, out: str | Path, task: ArithmeticTask, cfg: CacheCon
     return write_cache(bridge, ids, labels, out, cfg.write, prov, overwrite=overwrite)
 
 
-def describe(path: str | Path) -> str:
-    """A human-readable summary of a cache: provenance, shapes, completeness, label counts."""
+def describe(path: str | Path, verify: bool = False) -> str:
+    """A human-readable summary of a cache: provenance, shapes, completeness, label counts
+    (`verify`: check every shard's checksum first)."""
     from activations.cache import open_cache
     from activations.cache.format import INDEX, SHARDS, read_json
 
-    cache = open_cache(path, allow_incomplete=True)
+    cache = open_cache(path, allow_incomplete=True, verify=verify)
     m = cache.meta
     done = len(cache.shard_rows)
     size = sum(p.stat().st_size for p in (Path(path) / SHARDS).glob("shard-*.h5"))
@@ -61,7 +62,8 @@ def describe(path: str | Path) -> str:
         f"seed {m.get('seed')}",
     ]
     if cache.complete:
-        lines.append(f"index      {read_json(Path(path) / INDEX)['bytes']} bytes in shards")
+        lines.append(f"index      {read_json(Path(path) / INDEX)['bytes']} bytes in shards"
+                     + (", every checksum verified" if verify else " (--verify checks their checksums)"))
     for name in m["label_names"]:
         if cache.n_rows == 0:
             break

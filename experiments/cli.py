@@ -121,14 +121,16 @@ def cmd_cache(args: CacheArgs) -> None:
 class CacheInfoArgs:
     """Describe an activation cache: provenance, shapes, hooks, label counts, completeness."""
 
-    path: str = simple_field(positional=True)
+    path: str = simple_field(positional=True, metavar="PATH")
     """The cache folder."""
+    verify: bool = False
+    """Check every shard's checksum (reads the whole cache once)."""
 
 
 def cmd_cache_info(args: CacheInfoArgs) -> None:
     from experiments.caching import describe
 
-    print(describe(args.path))
+    print(describe(args.path, verify=args.verify))
 
 
 COMMANDS: dict[str, tuple[type, Callable]] = {

@@ -123,6 +123,12 @@ def test_paired_reading_and_refusals(tiny, tmp_path):
                 CacheWriteConfig(hooks=["blocks.0.hook_resid_post"], chunk_rows=64, shard_sequences=16), {"model": "b"})
     with pytest.raises(CacheError, match="not a pair: their hooks differ"):
         open_paired(tmp_path / "a", tmp_path / "d")
+    # the same tokens cached through another tokenizer (as its provenance says): refused
+    write_cache(tiny["bridge_b"], tiny["ids"], tiny["labels"], tmp_path / "e",
+                CacheWriteConfig(hooks=HOOKS, chunk_rows=64, shard_sequences=16, batch_size=8),
+                {"model": "b", "tokenizer_hash": "0123"})
+    with pytest.raises(CacheError, match="not a pair: their tokenizers differ"):
+        open_paired(tmp_path / "a", tmp_path / "e")
 
 
 def test_bad_inputs_are_one_line_errors(tiny, tmp_path, monkeypatch):
@@ -133,6 +139,14 @@ def test_bad_inputs_are_one_line_errors(tiny, tmp_path, monkeypatch):
     write(tiny, tmp_path / "c")
     with pytest.raises(CacheError, match="written with other settings \\(differs in: write_config\\)"):
         write(tiny, tmp_path / "c", dtype="float32")
+    # flipped bytes inside a shard: caught by the checksums in index.json
+    shard = tmp_path / "c" / "shards" / "shard-00002.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match="shard-00002.h5 is corrupted \\(its checksum differs"):
+        open_cache(tmp_path / "c", verify=True)
+    assert main(["cache-info", str(tmp_path / "c"), "--verify"]) == 2
     # a truncated shard
     shard = tmp_path / "c" / "shards" / "shard-00001.h5"
     shard.write_bytes(shard.read_bytes()[:1000])

@@ -67,3 +67,12 @@ def array_hash(arrays) -> str:
     if arrays:
         h.update(np.concatenate([np.asarray(a).ravel() for a in arrays]).astype(np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+def file_sha(path: Path) -> str:
+    """sha256 of a file's bytes (a shard's checksum in index.json)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

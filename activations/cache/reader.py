@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 
-from activations.cache.format import INDEX, META, SHARDS, CacheError, read_json
+from activations.cache.format import INDEX, META, SHARDS, CacheError, file_sha, read_json
 
 Where = Mapping[str, int | Sequence[int]] | Callable[[dict[str, np.ndarray]], np.ndarray] | None
 """A row filter: {label: value or values} (all must match), or fn(columns) -> bool mask."""
@@ -31,9 +31,10 @@ class Block:
 
 
 class ActivationCache:
-    """A finished cache folder, opened for reading (`allow_incomplete` reads the shards present)."""
+    """A finished cache folder, opened for reading (`allow_incomplete` reads the shards present;
+    `verify` checks every shard's checksum first, reading the whole cache once)."""
 
-    def __init__(self, path: str | Path, allow_incomplete: bool = False):
+    def __init__(self, path: str | Path, allow_incomplete: bool = False, verify: bool = False):
         self.path = Path(path)
         if not (self.path / META).is_file():
             raise CacheError(f"{self.path} is not an activation cache (no {META}); write one with `saelab cache`")
@@ -55,6 +56,12 @@ class ActivationCache:
                 if not p.is_file() or p.stat().st_size != s["bytes"]:
                     raise CacheError(f"shard {p} is missing or truncated ({p.stat().st_size if p.is_file() else 0} "
                                      f"of {s['bytes']} bytes); delete {self.path / INDEX} and re-run the writer")
+                if verify and "sha256" not in s:
+                    raise CacheError(f"{self.path} has no shard checksums (written by an older saelab); "
+                                     "write it again to be able to verify it")
+                if verify and file_sha(p) != s["sha256"]:
+                    raise CacheError(f"shard {p} is corrupted (its checksum differs from {INDEX}); delete the shard "
+                                     f"and {self.path / INDEX}, then re-run the writer")
         self._files: list[h5py.File] = []
         for p in names:
             try:
@@ -176,8 +183,8 @@ class ActivationCache:
         return (b[0] for b in _shuffled([self], hook, batch_size, buffer_rows, seed, where, epochs))
 
 
-def open_cache(path: str | Path, allow_incomplete: bool = False) -> ActivationCache:
-    return ActivationCache(path, allow_incomplete)
+def open_cache(path: str | Path, allow_incomplete: bool = False, verify: bool = False) -> ActivationCache:
+    return ActivationCache(path, allow_incomplete, verify)
 
 
 def _check_args(caches, hook: str, batch_size: int) -> None:
@@ -279,8 +286,8 @@ def open_paired(base: str | Path, finetuned: str | Path) -> PairedCache:
     """Open two caches of the same tokens; refuses caches whose token ids, labels, hooks or
     layout differ, saying which."""
     a, b = open_cache(base), open_cache(finetuned)
-    checks = [("token ids", "token_ids_hash"), ("labels", "labels_hash"), ("label names", "label_names"),
-              ("hooks", "hooks"), ("d_model", "d_model"), ("shard layout", "n_shards")]
+    checks = [("tokenizers", "tokenizer_hash"), ("token ids", "token_ids_hash"), ("labels", "labels_hash"),
+              ("label names", "label_names"), ("hooks", "hooks"), ("d_model", "d_model"), ("shard layout", "n_shards")]
     for what, key in checks:
         if a.meta.get(key) != b.meta.get(key):
             a.close(), b.close()

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from activations.cache.format import (
-    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, array_hash, read_json,
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, array_hash, file_sha, read_json,
     shard_path, write_json_atomic,
 )
 
@@ -284,7 +284,10 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
         for i in range(n_shards):
             p = shard_path(out, i)
             with h5py.File(p, "r") as f:
-                shards.append({"file": p.name, "rows": int(f.attrs["n_rows"]), "bytes": p.stat().st_size})
+                rows = int(f.attrs["n_rows"])
+            # The checksum lets `open_cache(verify=True)` / `saelab cache-info --verify` catch
+            # flipped bytes, which uncompressed HDF5 data cannot detect by itself.
+            shards.append({"file": p.name, "rows": rows, "bytes": p.stat().st_size, "sha256": file_sha(p)})
         write_json_atomic(out / INDEX, {"complete": True, "n_rows": meta["n_rows"], "shards": shards,
                                         "bytes": sum(s["bytes"] for s in shards)})
     _barrier()
