@@ -31,10 +31,33 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
+def weights_hash(folder: str) -> str:
+    """sha256 over a local model folder's weight files: what makes a model *this* model
+    (a retrained model in the same folder gets a new hash)."""
+    import hashlib
+    from pathlib import Path
+
+    files = sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no weight files (*.safetensors or *.bin)")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def provenance(path_or_id: str, model) -> dict:
-    """What identifies a loaded model: its path or HF id and, for hub models, the revision."""
+    """What identifies a loaded model: its path or HF id, the hub revision (hub models) and
+    a hash of the weights (local folders)."""
+    from pathlib import Path
+
     inner = getattr(model, "original_model", model)
-    return {"model": path_or_id, "model_revision": getattr(inner.config, "_commit_hash", None)}
+    local = Path(path_or_id).is_dir()
+    return {"model": path_or_id, "model_revision": getattr(inner.config, "_commit_hash", None),
+            "weights_hash": weights_hash(path_or_id) if local else None}
 
 
 def _cache_as_past_key_values(module, args, kwargs):

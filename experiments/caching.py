@@ -43,9 +43,14 @@ def describe(path: str | Path, verify: bool = False) -> str:
     """A human-readable summary of a cache: provenance, shapes, completeness, label counts
     (`verify`: check every shard's checksum first)."""
     from activations.cache import open_cache
+
+    with open_cache(path, allow_incomplete=True, verify=verify) as cache:
+        return _describe(cache, Path(path), verify)
+
+
+def _describe(cache, path: Path, verify: bool) -> str:
     from activations.cache.format import INDEX, SHARDS, read_json
 
-    cache = open_cache(path, allow_incomplete=True, verify=verify)
     m = cache.meta
     done = len(cache.shard_rows)
     size = sum(p.stat().st_size for p in (Path(path) / SHARDS).glob("shard-*.h5"))
@@ -53,7 +58,8 @@ def describe(path: str | Path, verify: bool = False) -> str:
         f"cache      {path}",
         f"status     {'complete' if cache.complete else 'INCOMPLETE'} ({done} of {m['n_shards']} shards, "
         f"{cache.n_rows} of {m['n_rows']} rows)",
-        f"model      {m.get('model')} (revision {m.get('model_revision')}), tokenizer {m.get('tokenizer_hash')}",
+        f"model      {m.get('model')} (revision {m.get('model_revision')}, weights {m.get('weights_hash')}), "
+        f"tokenizer {m.get('tokenizer_hash')}",
         f"hooks      {', '.join(cache.hooks)}",
         f"shape      {cache.n_rows} rows x {cache.d_model} per hook, {m['n_sequences']} sequences",
         f"storage    {m['write_config']['dtype']}, compression {m['write_config']['compression']}, "
@@ -74,16 +80,25 @@ def describe(path: str | Path, verify: bool = False) -> str:
         names = ROLES if name == "role" else None
         shown = ", ".join(f"{names[v] if names and 0 <= v < len(names) else v}: {c}" for v, c in zip(values, counts))
         lines.append(f"label      {name}: {shown}")
-    cache.close()
     return "\n".join(lines)
 
 
-def init_distributed(device: str) -> bool:
-    """Join the torch.distributed job torchrun started (gloo on CPU, NCCL on GPUs); False
-    when not under torchrun."""
+def init_distributed(device: str) -> str | None:
+    """Join the torch.distributed job torchrun started (gloo on CPU; NCCL on GPUs, one GPU
+    per local rank). Returns the device this rank uses, or None when not under torchrun."""
+    from datetime import timedelta
+
     import torch
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
-        return False
-    torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return True
+        return None
+    # A long timeout: ranks that finish their shards wait at a barrier for the slowest one.
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+        torch.distributed.init_process_group(backend="nccl", timeout=timedelta(hours=6),
+                                             device_id=torch.device(device))
+    else:
+        torch.distributed.init_process_group(backend="gloo", timeout=timedelta(hours=6))
+    return device

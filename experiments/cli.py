@@ -103,10 +103,11 @@ def cmd_cache(args: CacheArgs) -> None:
     from experiments.tasks import ArithmeticTask
 
     cfg, _ = load_run_config(args.config, args.seed)
-    joined = init_distributed(cfg.device)
+    rank_device = init_distributed(cfg.device)
+    joined = rank_device is not None
     try:
-        meta = cache_model(args.model, args.out, ArithmeticTask(cfg.task), cfg.cache, cfg.seed, cfg.device,
-                           overwrite=args.overwrite)
+        meta = cache_model(args.model, args.out, ArithmeticTask(cfg.task), cfg.cache, cfg.seed,
+                           rank_device or cfg.device, overwrite=args.overwrite)
     finally:
         if joined:
             import torch

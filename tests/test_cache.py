@@ -96,6 +96,14 @@ def test_shuffled_reading_is_seeded_complete_and_filtered(tiny, tmp_path):
         seq = torch.cat(list(c.batches(hook, 50, where={"variant": [0, 1], "role": 1})))
         mask = step & np.isin(c.column("variant"), [0, 1])
         assert torch.equal(seq, everything[mask])
+        # a function of the columns filters the same way; epochs=2 gives every row twice
+        by_fn = torch.cat(list(c.shuffled(hook, 16, buffer_rows=64, seed=0, where=lambda col: col["role"] == 1,
+                                          epochs=2)))
+        assert torch.equal(key(by_fn).sort().values, key(torch.cat([everything[step]] * 2)).sort().values)
+        with pytest.raises(CacheError, match="no column 'rol' to filter on; columns: token_ids, seq, pos, role"):
+            next(c.batches(hook, 8, where={"rol": 1}))
+        with pytest.raises(ValueError, match="a `where` function must return a bool mask of shape"):
+            next(c.batches(hook, 8, where=lambda col: True))
         with pytest.raises(CacheError, match="no rows pass the filter"):
             next(c.shuffled(hook, 8, buffer_rows=8, where={"role": 99}))
         with pytest.raises(CacheError, match="hook 'nope' is not in this cache"):
@@ -243,7 +251,47 @@ def test_two_writers_under_torchrun_equal_one(tiny, tmp_path, cli_config):
     assert res.returncode == 0, res.stderr[-2000:]
     _same(_contents(two), _contents(one))
     meta = json.loads((two / "meta.json").read_text())
-    assert meta["n_shards"] >= 4  # both ranks had work
+    ranks = {h5py.File(p, "r").attrs["rank"] for p in sorted((two / "shards").glob("shard-*.h5"))}
+    assert meta["n_shards"] >= 4 and ranks == {0, 1}  # both ranks wrote their share
+
+
+def test_retrained_model_is_not_served_a_stale_cache(tiny, tmp_path, cli_config, capsys):
+    import shutil
+
+    model = shutil.copytree(tiny["a"], tmp_path / "model")
+    out = tmp_path / "c"
+    args = ["cache", "--model", str(model), "--out", str(out), "--config", str(cli_config)]
+    assert main(args) == 0
+    shutil.copy(os.path.join(tiny["b"], "model.safetensors"), model / "model.safetensors")  # "retrained"
+    assert main(args) == 2
+    assert "written with other settings (differs in: weights_hash)" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    ref = tmp_path / "ref"
+    assert main(["cache", "--model", tiny["b"], "--out", str(ref), "--config", str(cli_config)]) == 0
+    got, want = _contents(out), _contents(ref)
+    assert all(np.array_equal(got[h], want[h]) for h in got if h.startswith("blocks"))
+
+
+def test_writer_refuses_foreign_folders_and_a_second_writer(tiny, tmp_path):
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.tex").write_text("years of work")
+    for overwrite in (False, True):
+        with pytest.raises(CacheError, match="exists and is not an activation cache"):
+            write_cache(tiny["bridge_a"], tiny["ids"], tiny["labels"], tmp_path / "thesis", CacheWriteConfig(),
+                        {"model": "a"}, overwrite=overwrite)
+    assert (tmp_path / "thesis" / "thesis.tex").read_text() == "years of work"
+    # what a writer killed before its meta.json was in place leaves: taken as a fresh folder
+    (tmp_path / "early" / "shards").mkdir(parents=True)
+    (tmp_path / "early" / ".meta.json.tmp-1").write_text("{")
+    write(tiny, tmp_path / "early")
+    assert open_cache(tmp_path / "early").complete
+    import fcntl
+
+    (tmp_path / "busy").mkdir()
+    with open(tmp_path / "busy" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(CacheError, match="another writer is filling"):
+            write(tiny, tmp_path / "busy")
 
 
 def test_cache_cli_info_and_errors(tiny, tmp_path, cli_config, capsys):

@@ -20,6 +20,7 @@ asked to read what is there) and re-running the writer resumes it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -35,6 +36,24 @@ META, INDEX, SHARDS = "meta.json", "index.json", "shards"
 
 class CacheError(ValueError):
     """A cache that cannot be used as asked (incomplete, corrupted, mismatched)."""
+
+
+class CacheLock:
+    """An exclusive lock on a cache folder for one writing job (two would delete each
+    other's temporaries)."""
+
+    def __init__(self, out: Path):
+        out.mkdir(parents=True, exist_ok=True)
+        self.f = open(out / ".lock", "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.close()
+            raise CacheError(f"another writer is filling {out}; wait for it to finish") from None
+
+    def release(self) -> None:
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
 
 
 def shard_name(i: int) -> str:

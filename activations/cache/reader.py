@@ -9,6 +9,7 @@ rows inside it: random single-row reads from HDF5 are two orders of magnitude sl
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from activations.cache.format import INDEX, META, SHARDS, CacheError, file_sha, read_json
+
+MAX_OPEN = 64  # shard files kept open at once per cache
 
 Where = Mapping[str, int | Sequence[int]] | Callable[[dict[str, np.ndarray]], np.ndarray] | None
 """A row filter: {label: value or values} (all must match), or fn(columns) -> bool mask."""
@@ -38,6 +41,15 @@ class ActivationCache:
         self.path = Path(path)
         if not (self.path / META).is_file():
             raise CacheError(f"{self.path} is not an activation cache (no {META}); write one with `saelab cache`")
+        self._open: OrderedDict[int, h5py.File] = OrderedDict()
+        try:
+            self._load(allow_incomplete, verify)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, CacheError):
+                raise
+            raise CacheError(f"{self.path}: malformed cache metadata ({type(e).__name__}: {e}); write it again") from None
+
+    def _load(self, allow_incomplete: bool, verify: bool) -> None:
         self.meta = read_json(self.path / META)
         self.hooks: list[str] = self.meta["hooks"]
         self.d_model: int = self.meta["d_model"]
@@ -48,11 +60,12 @@ class ActivationCache:
             present = len(list((self.path / SHARDS).glob("shard-*.h5")))
             raise CacheError(f"{self.path} is incomplete ({present} of {self.meta['n_shards']} shards): "
                              "re-run the command that wrote it to resume")
-        names = sorted((self.path / SHARDS).glob("shard-*.h5"))
+        if verify and not self.complete:
+            raise CacheError(f"{self.path} is incomplete: there are no checksums to verify yet")
         if self.complete:
             index = read_json(self.path / INDEX)
-            names = [self.path / SHARDS / s["file"] for s in index["shards"]]
-            for s, p in zip(index["shards"], names):
+            self._paths = [self.path / SHARDS / s["file"] for s in index["shards"]]
+            for s, p in zip(index["shards"], self._paths):
                 if not p.is_file() or p.stat().st_size != s["bytes"]:
                     raise CacheError(f"shard {p} is missing or truncated ({p.stat().st_size if p.is_file() else 0} "
                                      f"of {s['bytes']} bytes); delete {self.path / INDEX} and re-run the writer")
@@ -62,24 +75,39 @@ class ActivationCache:
                 if verify and file_sha(p) != s["sha256"]:
                     raise CacheError(f"shard {p} is corrupted (its checksum differs from {INDEX}); delete the shard "
                                      f"and {self.path / INDEX}, then re-run the writer")
-        self._files: list[h5py.File] = []
-        for p in names:
-            try:
-                # No chunk cache: reads are whole chunks, and a cache per open shard would grow
-                # memory with the number of shards (each caches its last, partial chunk).
-                self._files.append(h5py.File(p, "r", rdcc_nbytes=0))
-            except OSError as e:
-                self.close()
-                raise CacheError(f"shard {p} is unreadable ({e}); delete it and re-run the writer") from None
-        self.shard_rows = [int(f.attrs["n_rows"]) for f in self._files]
+            self.shard_rows = [int(s["rows"]) for s in index["shards"]]
+        else:
+            self._paths = sorted((self.path / SHARDS).glob("shard-*.h5"))
+            self.shard_rows = [int(self._file(i).attrs["n_rows"]) for i in range(len(self._paths))]
         self.offsets = np.concatenate([[0], np.cumsum(self.shard_rows)]).astype(np.int64)
         self.n_rows = int(self.offsets[-1])
 
+    def _file(self, i: int) -> h5py.File:
+        """Shard i's open file. At most MAX_OPEN stay open (least recently used closed
+        first), so any number of shards fits under the open-files limit."""
+        f = self._open.get(i)
+        if f is not None:
+            self._open.move_to_end(i)
+            return f
+        if len(self._open) >= MAX_OPEN:
+            self._open.popitem(last=False)[1].close()
+        p = self._paths[i]
+        try:
+            # No chunk cache: reads are whole chunks, and a cache per open shard would grow
+            # memory with the number of shards (each caches its last, partial chunk).
+            f = h5py.File(p, "r", rdcc_nbytes=0)
+        except OSError as e:
+            if getattr(e, "errno", None) is not None and not isinstance(e, FileNotFoundError):
+                raise CacheError(f"cannot open shard {p}: {e.strerror or e}") from None  # EMFILE, EACCES, ...
+            raise CacheError(f"shard {p} is unreadable ({e}); delete it and re-run the writer") from None
+        self._open[i] = f
+        return f
+
     # ---- context manager --------------------------------------------------------------
     def close(self) -> None:
-        for f in self._files:
+        for f in self._open.values():
             f.close()
-        self._files = []
+        self._open.clear()
 
     def __enter__(self):
         return self
@@ -96,11 +124,19 @@ class ActivationCache:
         if hook not in self.hooks:
             raise CacheError(f"hook {hook!r} is not in this cache; it holds {self.hooks}")
 
+    def check_where(self, where: Where) -> None:
+        if where is None or callable(where):
+            return
+        known = ["token_ids", "seq", "pos"] + self.meta["label_names"]
+        bad = [k for k in where if k not in known]
+        if bad:
+            raise CacheError(f"no column {bad[0]!r} to filter on; columns: {', '.join(known)}")
+
     def _read(self, shard: int, name: str, start: int, stop: int) -> np.ndarray:
         try:
-            return self._files[shard][name][start:stop]
+            return self._file(shard)[name][start:stop]
         except (OSError, KeyError) as e:
-            raise CacheError(f"cannot read {name} from {self._files[shard].filename} ({e}); the shard is "
+            raise CacheError(f"cannot read {name} from {self._paths[shard]} ({e}); the shard is "
                              "damaged: delete it and re-run the writer") from None
 
     def column(self, name: str) -> np.ndarray:
@@ -128,7 +164,7 @@ class ActivationCache:
         self._check_hook(hook)
         stop = self.n_rows if stop is None else stop
         parts = []
-        for i in range(len(self._files)):
+        for i in range(len(self._paths)):
             a, b = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
             if a < b:
                 parts.append(self._read(i, f"acts/{hook}", int(a - self.offsets[i]), int(b - self.offsets[i])))
@@ -143,9 +179,14 @@ class ActivationCache:
         """Rows of `block` that pass the filter (None: all)."""
         if where is None:
             return None
+        n = block.stop - block.start
         if callable(where):
             names = ["token_ids", "seq", "pos"] + self.meta["label_names"]
-            return np.asarray(where(self._columns(block.shard, block.start, block.stop, names)), dtype=bool)
+            keep = np.asarray(where(self._columns(block.shard, block.start, block.stop, names)))
+            if keep.dtype != bool or keep.shape != (n,):
+                raise ValueError(f"a `where` function must return a bool mask of shape ({n},) for a block of "
+                                 f"{n} rows, got {keep.dtype} {keep.shape}")
+            return keep
         cols = self._columns(block.shard, block.start, block.stop, list(where))
         keep = np.ones(block.stop - block.start, dtype=bool)
         for name, want in where.items():
@@ -165,9 +206,9 @@ class ActivationCache:
             return len(rows)
         n = block.stop - block.start
         try:
-            self._files[block.shard][f"acts/{hook}"].read_direct(out, np.s_[block.start:block.stop], np.s_[0:n])
+            self._file(block.shard)[f"acts/{hook}"].read_direct(out, np.s_[block.start:block.stop], np.s_[0:n])
         except (OSError, KeyError) as e:
-            raise CacheError(f"cannot read acts/{hook} from {self._files[block.shard].filename} ({e}); the shard "
+            raise CacheError(f"cannot read acts/{hook} from {self._paths[block.shard]} ({e}); the shard "
                              "is damaged: delete it and re-run the writer") from None
         return n
 
@@ -187,34 +228,32 @@ def open_cache(path: str | Path, allow_incomplete: bool = False, verify: bool = 
     return ActivationCache(path, allow_incomplete, verify)
 
 
-def _check_args(caches, hook: str, batch_size: int) -> None:
+def _check_args(caches, hook: str, batch_size: int, where: Where = None) -> None:
     for c in caches:
         c._check_hook(hook)
+    caches[0].check_where(where)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
 def _batches(caches: list[ActivationCache], hook: str, batch_size: int, where: Where):
-    _check_args(caches, hook, batch_size)
-    pending: list[list[np.ndarray]] = [[] for _ in caches]
-    n = 0
+    _check_args(caches, hook, batch_size, where)
+    carry = [np.zeros((0, c.d_model), _np_dtype(c)) for c in caches]  # rows short of a batch
     for block in caches[0].blocks():
         keep = caches[0].mask(block, where)
-        for j, c in enumerate(caches):
-            pending[j].append(c.read_block(hook, block, keep))
-        n += len(pending[0][-1])
-        while n >= batch_size:
-            rows = [np.concatenate(p) for p in pending]
-            yield tuple(c._to_float(r[:batch_size]) for c, r in zip(caches, rows))
-            pending = [[r[batch_size:]] for r in rows]
-            n -= batch_size
-    if n:
-        yield tuple(c._to_float(np.concatenate(p)) for c, p in zip(caches, pending))
+        # One concatenation per block, then batches are slices: linear in the rows read.
+        rows = [np.concatenate([r, c.read_block(hook, block, keep)]) for r, c in zip(carry, caches)]
+        full = len(rows[0]) // batch_size * batch_size
+        for s in range(0, full, batch_size):
+            yield tuple(c._to_float(r[s:s + batch_size]) for c, r in zip(caches, rows))
+        carry = [r[full:] for r in rows]
+    if len(carry[0]):
+        yield tuple(c._to_float(r) for c, r in zip(caches, carry))
 
 
 def _shuffled(caches: list[ActivationCache], hook: str, batch_size: int, buffer_rows: int, seed: int,
               where: Where, epochs: int | None):
-    _check_args(caches, hook, batch_size)
+    _check_args(caches, hook, batch_size, where)
     if buffer_rows < batch_size:
         raise ValueError(f"buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})")
     rng = np.random.default_rng(seed)
@@ -285,7 +324,12 @@ class PairedCache:
 def open_paired(base: str | Path, finetuned: str | Path) -> PairedCache:
     """Open two caches of the same tokens; refuses caches whose token ids, labels, hooks or
     layout differ, saying which."""
-    a, b = open_cache(base), open_cache(finetuned)
+    a = open_cache(base)
+    try:
+        b = open_cache(finetuned)
+    except BaseException:
+        a.close()
+        raise
     checks = [("tokenizers", "tokenizer_hash"), ("token ids", "token_ids_hash"), ("labels", "labels_hash"),
               ("label names", "label_names"), ("hooks", "hooks"), ("d_model", "d_model"), ("shard layout", "n_shards")]
     for what, key in checks:

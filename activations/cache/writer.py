@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from activations.cache.format import (
-    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, array_hash, file_sha, read_json,
-    shard_path, write_json_atomic,
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_sha,
+    read_json, shard_path, write_json_atomic,
 )
 
 
@@ -198,6 +198,63 @@ def _compute_shard(model, hooks, cfg: CacheWriteConfig, ids: list[np.ndarray], l
     return rows
 
 
+def _sha_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + ".sha256")
+
+
+def _write_sha(shard: Path) -> None:
+    tmp = shard.with_name(f".{shard.name}.sha256.tmp-{os.getpid()}")
+    tmp.write_text(file_sha(shard))
+    os.replace(tmp, _sha_path(shard))
+
+
+def _is_fresh(out: Path) -> bool:
+    """True for a folder a killed writer left before writing meta.json: nothing but an empty
+    shards/ folder, temporaries and the lock."""
+    for p in out.iterdir():
+        if p.name.startswith(".") or (p.name == SHARDS and p.is_dir() and
+                                      all(q.name.startswith(".") for q in p.iterdir())):
+            continue
+        return False
+    return True
+
+
+def _remove_cache(out: Path) -> None:
+    """Remove a cache folder; index.json goes first, so a kill midway never leaves a folder
+    that claims to be complete."""
+    (out / INDEX).unlink(missing_ok=True)
+    for p in sorted(out.iterdir()):
+        if p.name != ".lock":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _prepare(out: Path, meta: dict, overwrite: bool) -> None:
+    """Rank 0: check what `out` holds, then write meta.json (first) and shards/."""
+    if (out / META).is_file():
+        old = read_json(out / META)
+        if old != meta:
+            if not overwrite:
+                diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+                raise CacheError(f"{out} holds a cache written with other settings (differs in: "
+                                 f"{', '.join(diff)}); use another path or overwrite it")
+            _remove_cache(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / META, meta)
+    (out / SHARDS).mkdir(exist_ok=True)
+    for stale in (out / SHARDS).glob(".*.tmp-*"):  # left by a killed writer; never a finished shard
+        stale.unlink()
+
+
+def _index_matches(out: Path) -> bool:
+    """An index whose shards are all there with their recorded sizes (else: write again)."""
+    try:
+        index = read_json(out / INDEX)
+        return all((out / SHARDS / s["file"]).is_file() and (out / SHARDS / s["file"]).stat().st_size == s["bytes"]
+                   for s in index["shards"])
+    except (KeyError, TypeError, CacheError):
+        return False
+
+
 def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequence[np.ndarray]], out: str | Path,
                 cfg: CacheWriteConfig, provenance: dict, overwrite: bool = False, progress: bool = True) -> dict:
     """Cache `model`'s activations on `token_ids` (one int array per sequence, BOS included)
@@ -233,62 +290,59 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
         "token_ids_hash": array_hash(token_ids),
         "labels_hash": array_hash([a for name in labels for a in labels[name]]),
     }
-    if rank == 0:
-        if (out / META).is_file():
-            old = read_json(out / META)
-            if old != meta:
-                if not overwrite:
-                    diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-                    raise CacheError(f"{out} holds a cache written with other settings (differs in: "
-                                     f"{', '.join(diff)}); use another path or overwrite it")
-                shutil.rmtree(out)
-        elif out.exists() and any(out.iterdir()):
-            if not overwrite:
-                raise CacheError(f"{out} exists and is not an activation cache; use another path")
-            shutil.rmtree(out)
-        (out / SHARDS).mkdir(parents=True, exist_ok=True)
-        for stale in (out / SHARDS).glob(".*.tmp-*"):  # left by a killed writer; never a finished shard
-            stale.unlink()
-        write_json_atomic(out / META, meta)
-    _barrier()
-    if (out / INDEX).is_file():
-        return meta  # complete already
-    # Every shard carries the cache's metadata too, so a lone shard file still says what made it.
-    attrs = {"format_version": FORMAT_VERSION, "meta": json.dumps(meta)}
-    stop = stop_layer(hooks, n_layers)
-    mine = [i for i in range(n_shards) if i % world == rank]
-    bar = tqdm(mine, desc=f"cache {provenance.get('model', '')}", disable=None if progress else True, leave=False)
-    for i in bar:
-        s0, s1 = i * cfg.shard_sequences, min((i + 1) * cfg.shard_sequences, len(token_ids))
-        rows = sum(len(x) for x in token_ids[s0:s1])
-        final = shard_path(out, i)
-        shard_attrs = attrs | {"shard": i, "seq_start": s0, "seq_end": s1,
-                               "token_ids_hash": array_hash(token_ids[s0:s1])}
-        if final.is_file() and _shard_ok(final, rows, shard_attrs["token_ids_hash"]):
-            continue
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        try:
-            _compute_shard(model, hooks, cfg, token_ids[s0:s1], {k: list(v[s0:s1]) for k, v in labels.items()},
-                           s0, tmp, shard_attrs, stop, meta["d_model"])
-            os.replace(tmp, final)
-        except OSError as e:  # e.g. a full disk
-            tmp.unlink(missing_ok=True)
-            raise CacheError(f"writing {final} failed: {e.strerror or e}; free space and re-run "
-                             "(finished shards are kept)") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    _barrier()
-    if rank == 0:
-        shards = []
-        for i in range(n_shards):
-            p = shard_path(out, i)
-            with h5py.File(p, "r") as f:
-                rows = int(f.attrs["n_rows"])
-            # The checksum lets `open_cache(verify=True)` / `saelab cache-info --verify` catch
-            # flipped bytes, which uncompressed HDF5 data cannot detect by itself.
-            shards.append({"file": p.name, "rows": rows, "bytes": p.stat().st_size, "sha256": file_sha(p)})
-        write_json_atomic(out / INDEX, {"complete": True, "n_rows": meta["n_rows"], "shards": shards,
-                                        "bytes": sum(s["bytes"] for s in shards)})
-    _barrier()
+    if rank == 0 and out.exists() and not (out / META).is_file() and not _is_fresh(out):
+        # Never removed, --overwrite or not: it is not ours.
+        raise CacheError(f"{out} exists and is not an activation cache; use another path")
+    lock = CacheLock(out) if rank == 0 else None  # one writing job per cache folder
+    try:
+        if rank == 0:
+            _prepare(out, meta, overwrite)
+        _barrier()
+        if (out / INDEX).is_file() and _index_matches(out):
+            return meta  # complete already
+        # Every shard carries the cache's metadata too, so a lone shard file still says what made it.
+        attrs = {"format_version": FORMAT_VERSION, "meta": json.dumps(meta)}
+        stop = stop_layer(hooks, n_layers)
+        mine = [i for i in range(n_shards) if i % world == rank]
+        bar = tqdm(mine, desc=f"cache {provenance.get('model', '')}", disable=None if progress else True, leave=False)
+        for i in bar:
+            s0, s1 = i * cfg.shard_sequences, min((i + 1) * cfg.shard_sequences, len(token_ids))
+            rows = sum(len(x) for x in token_ids[s0:s1])
+            final = shard_path(out, i)
+            shard_attrs = attrs | {"shard": i, "seq_start": s0, "seq_end": s1, "rank": rank, "world_size": world,
+                                   "token_ids_hash": array_hash(token_ids[s0:s1])}
+            if final.is_file() and _shard_ok(final, rows, shard_attrs["token_ids_hash"]):
+                if not _sha_path(final).is_file():  # killed between the two renames
+                    _write_sha(final)
+                continue
+            tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+            try:
+                _compute_shard(model, hooks, cfg, token_ids[s0:s1], {k: list(v[s0:s1]) for k, v in labels.items()},
+                               s0, tmp, shard_attrs, stop, meta["d_model"])
+                os.replace(tmp, final)
+                _write_sha(final)  # each rank checksums its own shards, so rank 0 never reads them all
+            except OSError as e:  # e.g. a full disk
+                tmp.unlink(missing_ok=True)
+                raise CacheError(f"writing {final} failed: {e.strerror or e}; free space and re-run "
+                                 "(finished shards are kept)") from None
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        _barrier()
+        if rank == 0:
+            shards = []
+            for i in range(n_shards):
+                p = shard_path(out, i)
+                with h5py.File(p, "r") as f:
+                    rows = int(f.attrs["n_rows"])
+                # The checksum lets `open_cache(verify=True)` / `saelab cache-info --verify` catch
+                # flipped bytes, which uncompressed HDF5 data cannot detect by itself.
+                sha = _sha_path(p).read_text().strip() if _sha_path(p).is_file() else file_sha(p)
+                shards.append({"file": p.name, "rows": rows, "bytes": p.stat().st_size, "sha256": sha})
+            write_json_atomic(out / INDEX, {"complete": True, "n_rows": meta["n_rows"], "shards": shards,
+                                            "bytes": sum(s["bytes"] for s in shards)})
+        _barrier()
+    finally:
+        if lock is not None:
+            lock.release()
     return meta
