@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import torch
 
-from activations.cache.format import INDEX, META, SHARDS, CacheError, file_sha, read_json
+from activations.cache.format import INDEX, META, SHARDS, CacheError, file_checksum, read_json
 
 MAX_OPEN = 64  # shard files kept open at once per cache
 
@@ -69,10 +69,10 @@ class ActivationCache:
                 if not p.is_file() or p.stat().st_size != s["bytes"]:
                     raise CacheError(f"shard {p} is missing or truncated ({p.stat().st_size if p.is_file() else 0} "
                                      f"of {s['bytes']} bytes); delete {self.path / INDEX} and re-run the writer")
-                if verify and "sha256" not in s:
+                if verify and "crc32" not in s:
                     raise CacheError(f"{self.path} has no shard checksums (written by an older saelab); "
                                      "write it again to be able to verify it")
-                if verify and file_sha(p) != s["sha256"]:
+                if verify and file_checksum(p) != s["crc32"]:
                     raise CacheError(f"shard {p} is corrupted (its checksum differs from {INDEX}); delete the shard "
                                      f"and {self.path / INDEX}, then re-run the writer")
             self.shard_rows = [int(s["rows"]) for s in index["shards"]]

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from activations.cache.format import (
-    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_sha,
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_checksum,
     read_json, shard_path, write_json_atomic,
 )
 
@@ -198,14 +199,14 @@ def _compute_shard(model, hooks, cfg: CacheWriteConfig, ids: list[np.ndarray], l
     return rows
 
 
-def _sha_path(shard: Path) -> Path:
-    return shard.with_name(shard.name + ".sha256")
+def _checksum_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + ".crc32")
 
 
-def _write_sha(shard: Path) -> None:
-    tmp = shard.with_name(f".{shard.name}.sha256.tmp-{os.getpid()}")
-    tmp.write_text(file_sha(shard))
-    os.replace(tmp, _sha_path(shard))
+def _write_checksum(shard: Path) -> None:
+    tmp = shard.with_name(f".{shard.name}.crc32.tmp-{os.getpid()}")
+    tmp.write_text(file_checksum(shard))
+    os.replace(tmp, _checksum_path(shard))
 
 
 def _is_fresh(out: Path) -> bool:
@@ -304,6 +305,10 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
         attrs = {"format_version": FORMAT_VERSION, "meta": json.dumps(meta)}
         stop = stop_layer(hooks, n_layers)
         mine = [i for i in range(n_shards) if i % world == rank]
+        # Checksums run in a background thread (hashlib and file reads release the GIL), so
+        # they overlap the next shard's forward passes instead of adding to them.
+        hasher = ThreadPoolExecutor(max_workers=1)
+        pending_checksums = []
         bar = tqdm(mine, desc=f"cache {provenance.get('model', '')}", disable=None if progress else True, leave=False)
         for i in bar:
             s0, s1 = i * cfg.shard_sequences, min((i + 1) * cfg.shard_sequences, len(token_ids))
@@ -312,22 +317,27 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
             shard_attrs = attrs | {"shard": i, "seq_start": s0, "seq_end": s1, "rank": rank, "world_size": world,
                                    "token_ids_hash": array_hash(token_ids[s0:s1])}
             if final.is_file() and _shard_ok(final, rows, shard_attrs["token_ids_hash"]):
-                if not _sha_path(final).is_file():  # killed between the two renames
-                    _write_sha(final)
+                if not _checksum_path(final).is_file():  # killed between the two renames
+                    _write_checksum(final)
                 continue
             tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
             try:
                 _compute_shard(model, hooks, cfg, token_ids[s0:s1], {k: list(v[s0:s1]) for k, v in labels.items()},
                                s0, tmp, shard_attrs, stop, meta["d_model"])
                 os.replace(tmp, final)
-                _write_sha(final)  # each rank checksums its own shards, so rank 0 never reads them all
+                # each rank checksums its own shards, so rank 0 never reads them all
+                pending_checksums.append(hasher.submit(_write_checksum, final))
             except OSError as e:  # e.g. a full disk
                 tmp.unlink(missing_ok=True)
                 raise CacheError(f"writing {final} failed: {e.strerror or e}; free space and re-run "
                                  "(finished shards are kept)") from None
             except BaseException:
                 tmp.unlink(missing_ok=True)
+                hasher.shutdown(wait=False, cancel_futures=True)
                 raise
+        for fut in pending_checksums:
+            fut.result()
+        hasher.shutdown()
         _barrier()
         if rank == 0:
             shards = []
@@ -337,8 +347,8 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
                     rows = int(f.attrs["n_rows"])
                 # The checksum lets `open_cache(verify=True)` / `saelab cache-info --verify` catch
                 # flipped bytes, which uncompressed HDF5 data cannot detect by itself.
-                sha = _sha_path(p).read_text().strip() if _sha_path(p).is_file() else file_sha(p)
-                shards.append({"file": p.name, "rows": rows, "bytes": p.stat().st_size, "sha256": sha})
+                crc = _checksum_path(p).read_text().strip() if _checksum_path(p).is_file() else file_checksum(p)
+                shards.append({"file": p.name, "rows": rows, "bytes": p.stat().st_size, "crc32": crc})
             write_json_atomic(out / INDEX, {"complete": True, "n_rows": meta["n_rows"], "shards": shards,
                                             "bytes": sum(s["bytes"] for s in shards)})
         _barrier()
