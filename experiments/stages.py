@@ -4,7 +4,7 @@
     behavior    behavior/<name>.json              the behavioural suite on every model
     cache       activations/<name>/               residual streams of every model, same tokens
     figures     figures/<fig>.png + <fig>.json    drawn from behavior/*.json
-    report      report.json, report.md            from behavior/*.json and figures/*.json
+    report      report.json, report.md            from behavior/, the caches' indexes and figures/*.json
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from experiments.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pipeline import Stage
 from experiments.runconfig import RunConfig
+
 
 def model_names(cfg: RunConfig) -> list[str]:
     return ["base"] + [v.name for v in cfg.organisms.parsed_variants()]
