@@ -1,1 +1,2 @@
-"""SAE training, loading and evaluation with SAELens (to come). May import `activations`."""
+"""SAEs with SAELens: training from the activation cache (`train`); loading, evaluation,
+transfer and crosscoders to come. May import `activations`."""

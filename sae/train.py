@@ -1,0 +1,136 @@
+"""Training an SAE with SAELens' trainer and architectures, from an activation cache.
+
+Any architecture in SAELens' training registry, by name (`standard`, `topk`, `batchtopk`,
+`jumprelu`, `gated`, `matryoshka_batchtopk`, ...). The cache's endless shuffled iterator
+is the trainer's data provider; SAELens estimates and folds the activation normalisation.
+The result is saved in SAELens' inference format (`cfg.json` + `sae_weights.safetensors`,
+metadata filled from the cache) plus `train_config.json` and `metrics.json`, under a
+temporary name renamed when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from activations.cache import open_cache
+
+
+@dataclass
+class SAETrainConfig:
+    """One SAE's training run."""
+
+    architecture: str = "topk"
+    """A SAELens training architecture (its registry's name), e.g. standard, topk, batchtopk,
+    jumprelu, gated, matryoshka_batchtopk."""
+    expansion: int = 8
+    """Latents per input dimension: d_sae = expansion * d_model."""
+    k: int = 16
+    """Active latents per token (topk, batchtopk, matryoshka_batchtopk)."""
+    sparsity_coefficient: float = 1.0
+    """L1 coefficient (standard, gated) or L0 coefficient (jumprelu)."""
+    lr: float = 3e-4
+    """Adam learning rate (constant)."""
+    steps: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 4096
+    """Rows (tokens) per step."""
+    buffer_rows: int = 262_144
+    """Shuffle buffer of the cache reader (memory: buffer_rows * d_model * 2 bytes)."""
+    norm_batches: int = 50
+    """Batches SAELens uses to estimate the activation normalisation."""
+    seed: int = 0
+    """Seeds the initialisation and the data order."""
+    device: str = "cpu"
+    """Torch device."""
+
+    def __post_init__(self):
+        from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
+
+        if self.architecture not in SAE_TRAINING_CLASS_REGISTRY:
+            raise ValueError(f"unknown SAE architecture {self.architecture!r}; SAELens has "
+                             f"{sorted(SAE_TRAINING_CLASS_REGISTRY)}")
+        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sae {name} must be >= 1, got {getattr(self, name)}")
+
+
+def build_training_sae(cfg: SAETrainConfig, d_in: int):
+    """The SAELens training SAE for `cfg`, freshly initialised (seeded)."""
+    from sae_lens.registry import get_sae_training_class
+
+    cls, cfg_cls = get_sae_training_class(cfg.architecture)
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    d_sae = cfg.expansion * d_in
+    kw = {"d_in": d_in, "d_sae": d_sae, "normalize_activations": "expected_average_only_in"}
+    if "k" in fields:
+        kw["k"] = cfg.k
+    if "l1_coefficient" in fields:
+        kw["l1_coefficient"] = cfg.sparsity_coefficient
+    if "l0_coefficient" in fields:
+        kw["l0_coefficient"] = cfg.sparsity_coefficient
+    if "matryoshka_widths" in fields:
+        kw["matryoshka_widths"] = [d_sae // 4, d_sae // 2, d_sae]
+    torch.manual_seed(cfg.seed)
+    return cls(cfg_cls(**{k: v for k, v in kw.items() if k in fields}))
+
+
+@torch.no_grad()
+def l0_and_fvu(sae, x: torch.Tensor) -> tuple[float, float]:
+    """Mean active latents per row, and fraction of variance unexplained, on rows x."""
+    feats = sae.encode(x)
+    x_hat = sae.decode(feats)
+    l0 = (feats != 0).float().sum(-1).mean().item()
+    fvu = ((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()
+    return l0, fvu
+
+
+def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str | Path, where=None) -> dict:
+    """Train one SAE on `hook` of the cache at `cache_path` (rows passing `where`), save it to
+    `out` in SAELens' inference format; returns its metrics."""
+    from sae_lens import SAE
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    out = Path(out)
+    with open_cache(cache_path) as cache:
+        if hook not in cache.hooks:
+            raise ValueError(f"hook {hook!r} is not in the cache {cache_path}; it holds {cache.hooks}")
+        sae = build_training_sae(cfg, cache.d_model)
+        data = cache.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
+        trainer_cfg = SAETrainerConfig(
+            total_training_samples=cfg.steps * cfg.batch_size, train_batch_size_samples=cfg.batch_size,
+            lr=cfg.lr, lr_end=cfg.lr,  # lr_end=None fails with a bare AssertionError in sae-lens 6.54
+            device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches)
+        sae = SAETrainer(trainer_cfg, sae, data).fit()
+        held_out = next(cache.shuffled(hook, min(cfg.batch_size, cache.n_rows), cfg.batch_size, cfg.seed + 1, where))
+        meta = cache.meta
+        sae.cfg.metadata.model_name = meta.get("model")
+        sae.cfg.metadata.hook_name = hook
+        sae.cfg.metadata.dataset_path = str(cache_path)
+        sae.cfg.metadata.context_size = None
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    sae.save_inference_model(tmp)
+    # Measure what was saved: BatchTopK and Matryoshka export as JumpReLU with a learned
+    # threshold, whose L0 can be far from the trained k after short runs.
+    exported = SAE.load_from_disk(str(tmp))
+    l0, fvu = l0_and_fvu(exported, held_out.to(cfg.device))
+    metrics = {"hook": hook, "architecture": cfg.architecture, "d_in": exported.cfg.d_in, "d_sae": exported.cfg.d_sae,
+               "l0": l0, "fvu": fvu, "explained_variance": 1 - fvu, "train_rows": cfg.steps * cfg.batch_size}
+    if "k" in {f.name for f in dataclasses.fields(type(sae.cfg))} and not cfg.k / 1.5 <= l0 <= cfg.k * 1.5:
+        metrics["warning"] = f"exported L0 {l0:.1f} is off the trained k={cfg.k} by more than 1.5x"
+        warnings.warn(metrics["warning"], stacklevel=2)
+    (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return metrics
