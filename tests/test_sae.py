@@ -65,3 +65,64 @@ def test_bad_inputs(cache, tmp_path):
     with pytest.raises(ValueError, match="hook 'blocks.0.hook_resid_post' is not in the cache"):
         train_sae(cache, "blocks.0.hook_resid_post", small(), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_our_saes_encode_identically_after_loading_and_saelens_saves_load_in_saelab(cache, tmp_path):
+    from activations.cache import open_cache
+    from sae.load import check_fits, load_sae_folder
+
+    train_sae(cache, HOOK, small(), tmp_path / "ours")
+    with open_cache(cache) as c:
+        x = c.activations(HOOK, 0, 200)
+    ours = load_sae_folder(tmp_path / "ours")
+    theirs = SAE.load_from_disk(str(tmp_path / "ours"))
+    assert torch.equal(ours.encode(x), theirs.encode(x))
+    check_fits(ours, 32, HOOK)
+    with pytest.raises(ValueError, match="the SAE was trained on 'blocks.1.hook_resid_post', not 'blocks.0"):
+        check_fits(ours, 32, "blocks.0.hook_resid_post")
+    with pytest.raises(ValueError, match="the SAE reads d_in=32 but the activations have d_model=64"):
+        check_fits(ours, 64, HOOK)
+
+
+@pytest.mark.parametrize("arch", ["standard", "topk", "jumprelu", "gated"])
+def test_saes_saved_by_saelens_load_in_saelab(cache, tmp_path, arch):
+    import dataclasses
+
+    from sae_lens.registry import get_sae_class
+
+    from activations.cache import open_cache
+    from sae.load import load_sae_folder
+
+    cls, cfg_cls = get_sae_class(arch)
+    kw = {"d_in": 32, "d_sae": 64} | ({"k": 3} if "k" in {f.name for f in dataclasses.fields(cfg_cls)} else {})
+    torch.manual_seed(0)
+    native = cls(cfg_cls(**kw))
+    with torch.no_grad():  # non-trivial weights, so encode has something to get right
+        for p in native.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    native.save_model(str(tmp_path / "native"))
+    with open_cache(cache) as c:
+        x = c.activations(HOOK, 0, 200)
+    assert torch.equal(load_sae_folder(tmp_path / "native").encode(x), native.encode(x))
+
+
+def test_bad_sae_folders_and_releases_fail_at_once(tmp_path, monkeypatch):
+    import time
+
+    from sae.load import load_pretrained, load_sae_folder
+
+    with pytest.raises(FileNotFoundError, match="no SAE folder at"):
+        load_sae_folder(tmp_path / "nope")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "cfg.json").write_text("{}")
+    with pytest.raises(ValueError, match="is not a SAELens SAE folder \\(missing sae_weights.safetensors\\)"):
+        load_sae_folder(tmp_path / "junk")
+    with pytest.raises(ValueError, match="unknown SAELens release 'gpt2-small-res-jbb'"):
+        load_pretrained("gpt2-small-res-jbb", "blocks.0.hook_resid_pre")
+    with pytest.raises(ValueError, match="release 'gpt2-small-res-jb' has no SAE 'blocks.99.hook_resid_pre'"):
+        load_pretrained("gpt2-small-res-jb", "blocks.99.hook_resid_pre")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match="cannot download SAE gpt2-small-res-jb/blocks.0.hook_resid_pre: offline"):
+        load_pretrained("gpt2-small-res-jb", "blocks.0.hook_resid_pre")
+    assert time.perf_counter() - t0 < 5

@@ -1,0 +1,69 @@
+"""Loading SAEs: a folder in SAELens' format (ours or SAELens'), or a SAELens pretrained
+release and id (GPU nodes with network), checked against the activations they will read.
+
+Offline, `SAE.from_pretrained` retried for ~24 s before failing; here a release is first
+looked up in SAELens' (local) directory, and the download is refused at once when
+HF_HUB_OFFLINE is set or huggingface.co cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+SAE_FILES = ("cfg.json", "sae_weights.safetensors")
+
+
+def load_sae_folder(path: str | Path, device: str = "cpu"):
+    """An SAE saved in SAELens' inference format (`cfg.json` + `sae_weights.safetensors`)."""
+    from sae_lens import SAE
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no SAE folder at {path}")
+    missing = [f for f in SAE_FILES if not (path / f).is_file()]
+    if missing:
+        raise ValueError(f"{path} is not a SAELens SAE folder (missing {', '.join(missing)}); "
+                         "save one with sae.save_inference_model(path) or train one with saelab")
+    try:
+        return SAE.load_from_disk(str(path), device=device)
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(f"cannot load the SAE in {path}: {type(e).__name__}: {e}") from None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
+    """A SAELens pretrained SAE; fails at once, naming the release, when it cannot be had."""
+    from sae_lens import SAE
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    if release not in directory:
+        close = sorted(r for r in directory if release.split("-")[0] in r)[:5]
+        raise ValueError(f"unknown SAELens release {release!r}" + (f"; similar: {close}" if close else ""))
+    ids = directory[release].saes_map
+    if sae_id not in ids:
+        raise ValueError(f"release {release!r} has no SAE {sae_id!r}; it has e.g. {list(ids)[:5]}")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise ConnectionError(f"cannot download SAE {release}/{sae_id}: offline (HF_HUB_OFFLINE is set); "
+                              "on a machine with network it downloads from the Hugging Face hub")
+    if not _hub_reachable():
+        raise ConnectionError(f"cannot download SAE {release}/{sae_id}: huggingface.co is unreachable from here")
+    return SAE.from_pretrained(release, sae_id, device=device)
+
+
+def check_fits(sae, d_model: int, hook: str) -> None:
+    """Refuse an SAE whose width or hook does not match the activations it is given."""
+    if sae.cfg.d_in != d_model:
+        raise ValueError(f"the SAE reads d_in={sae.cfg.d_in} but the activations have d_model={d_model}")
+    trained_on = getattr(sae.cfg.metadata, "hook_name", None)
+    if trained_on is not None and trained_on != hook:
+        raise ValueError(f"the SAE was trained on {trained_on!r}, not {hook!r}")
