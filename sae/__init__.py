@@ -1,2 +1,2 @@
-"""SAEs with SAELens: training from the activation cache (`train`); loading, evaluation,
-transfer and crosscoders to come. May import `activations`."""
+"""SAEs with SAELens: training from the activation cache (`train`), loading (`load`),
+reconstruction metrics and transfer (`evaluate`); crosscoders to come. May import `activations`."""

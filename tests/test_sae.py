@@ -126,3 +126,50 @@ def test_bad_sae_folders_and_releases_fail_at_once(tmp_path, monkeypatch):
     with pytest.raises(ConnectionError, match="cannot download SAE gpt2-small-res-jb/blocks.0.hook_resid_pre: offline"):
         load_pretrained("gpt2-small-res-jb", "blocks.0.hook_resid_pre")
     assert time.perf_counter() - t0 < 5
+
+
+def _plus_minus_sae(d: int, keep: int):
+    """A hand-built standard SAE: latents +e_i and -e_i for the first `keep` dimensions, so it
+    reconstructs exactly the part of x in those dimensions and nothing else."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * keep))
+    eye = torch.eye(d)[:, :keep]                       # (d, keep)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))     # (d, 2 keep)
+        sae.W_dec.copy_(torch.cat([eye, -eye], 1).T)   # (2 keep, d)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae
+
+
+def test_reconstruction_and_transfer_metrics_by_hand():
+    from sae.evaluate import reconstruction_metrics
+
+    g = torch.Generator().manual_seed(0)
+    own = torch.cat([torch.randn(1000, 4, generator=g), torch.zeros(1000, 4)], 1)  # lives in dims 0..3
+    rotated = own[:, [4, 5, 6, 7, 0, 1, 2, 3]]                                      # the same, in dims 4..7
+    sae = _plus_minus_sae(8, 4)
+    m = reconstruction_metrics(sae, own.split(300))
+    assert m["n"] == 1000 and m["explained_variance"] == pytest.approx(1.0) and m["mse"] == pytest.approx(0.0)
+    assert m["cosine"] == pytest.approx(1.0) and m["l0"] == pytest.approx(4.0)  # one of +-e_i per dimension
+    assert m["dead_fraction"] == 0.0 and m["dense_fraction"] == 1.0              # each fires on ~half the rows
+    t = reconstruction_metrics(sae, rotated.split(300))  # the SAE sees none of it
+    sst = (rotated - rotated.mean(0)).pow(2).sum().item()
+    assert t["explained_variance"] == pytest.approx(1 - rotated.pow(2).sum().item() / sst, abs=1e-6)
+    assert t["mse"] == pytest.approx(rotated.pow(2).mean().item(), rel=1e-6)
+    assert t["l0"] == 0.0 and t["dead_fraction"] == 1.0 and t["cosine"] == 0.0
+
+
+def test_transfer_matrix_on_caches(cache, tmp_path):
+    from sae.evaluate import evaluate_on_cache, transfer_matrix
+    from sae.load import load_sae_folder
+
+    train_sae(cache, HOOK, small(steps=60), tmp_path / "s")
+    sae = load_sae_folder(tmp_path / "s")
+    step_only = evaluate_on_cache(sae, cache, HOOK, where={"role": 1}, max_rows=500)
+    assert step_only["n"] == 500
+    m = transfer_matrix({"s": sae}, {"own": cache}, HOOK, max_rows=700)
+    assert m["s"]["own"] == evaluate_on_cache(sae, cache, HOOK, max_rows=700) and m["s"]["own"]["n"] == 700
+    with pytest.raises(ValueError, match="the SAE was trained on"):
+        evaluate_on_cache(sae, cache, "blocks.0.hook_resid_post")
