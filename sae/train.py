@@ -134,3 +134,18 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         shutil.rmtree(out)
     os.replace(tmp, out)
     return metrics
+
+
+def train_paired_saes(base_cache: str | Path, finetuned_cache: str | Path, hook: str, cfg: SAETrainConfig,
+                      out_base: str | Path, out_finetuned: str | Path, where=None) -> tuple[dict, dict]:
+    """The base and fine-tuned SAEs of one hook from the same initialisation and the same data
+    order, so that latent i of one can be compared with latent i of the other.
+
+    Same seed -> same initial weights; token-aligned caches (checked by `open_paired`) with
+    the same layout and seed -> the shuffled reader yields the same rows in the same order."""
+    from activations.cache import open_paired
+
+    with open_paired(base_cache, finetuned_cache):  # refuses caches that are not a pair
+        pass
+    return (train_sae(base_cache, hook, cfg, out_base, where),
+            train_sae(finetuned_cache, hook, cfg, out_finetuned, where))

@@ -173,3 +173,35 @@ def test_transfer_matrix_on_caches(cache, tmp_path):
     assert m["s"]["own"] == evaluate_on_cache(sae, cache, HOOK, max_rows=700) and m["s"]["own"]["n"] == 700
     with pytest.raises(ValueError, match="the SAE was trained on"):
         evaluate_on_cache(sae, cache, "blocks.0.hook_resid_post")
+
+
+def test_paired_saes_share_initialisation_and_data_order(cache, tmp_path):
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    from activations.cache import CacheError, open_cache
+    from sae.train import build_training_sae, train_paired_saes
+
+    # A "fine-tuned" cache of the same tokens: the base activations, doubled.
+    ft = tmp_path / "ft"
+    shutil.copytree(cache, ft)
+    for p in (ft / "shards").glob("shard-*.h5"):
+        with h5py.File(p, "r+") as f:
+            f[f"acts/{HOOK}"][...] = (f[f"acts/{HOOK}"][...].astype(np.float32) * 2).astype(np.float16)
+    with open_cache(cache) as a, open_cache(ft) as b:  # same rows, same order, for the same seed
+        xa, xb = next(a.shuffled(HOOK, 64, 512, seed=5)), next(b.shuffled(HOOK, 64, 512, seed=5))
+        assert torch.equal(xb, (xa * 2).half().float())
+    cfg = small(steps=5)
+    torch.manual_seed(123)
+    init_a, init_b = build_training_sae(cfg, 32), build_training_sae(cfg, 32)
+    assert torch.equal(init_a.W_enc, init_b.W_enc)
+    ma, mb = train_paired_saes(cache, ft, HOOK, cfg, tmp_path / "a", tmp_path / "b")
+    assert ma["d_sae"] == mb["d_sae"] == 128
+    # caches of different tokens are not a pair
+    other = tmp_path / "other"
+    write_cache(load_bridge(str(cache.parent / "m")), *token_set(ArithmeticTask(), build_tokenizer(),
+                CacheSetConfig(ks=[2], n_per_k=10), seed=0), other, CacheWriteConfig(hooks=[HOOK]), {"model": "m"})
+    with pytest.raises(CacheError, match="not a pair"):
+        train_paired_saes(cache, other, HOOK, cfg, tmp_path / "x", tmp_path / "y")
