@@ -1,2 +1,3 @@
 """SAEs with SAELens: training from the activation cache (`train`), loading (`load`),
-reconstruction metrics and transfer (`evaluate`); crosscoders to come. May import `activations`."""
+reconstruction, transfer and spliced-loss metrics (`evaluate`); crosscoders to come.
+May import `activations`."""

@@ -80,3 +80,58 @@ def transfer_matrix(saes: dict[str, object], caches: dict[str, str | Path], hook
     """metrics[sae_name][cache_name]: every SAE on every model's activations of the same
     tokens (the diagonal is each SAE on its own model)."""
     return {s: {c: evaluate_on_cache(sae, path, hook, **kw) for c, path in caches.items()} for s, sae in saes.items()}
+
+
+@torch.no_grad()
+def spliced_loss(sae, model, hook: str, token_ids, masks: dict[str, list] | None = None,
+                 batch_size: int = 32) -> dict:
+    """Loss when the SAE's reconstruction replaces the activation at `hook`, with SAELens'
+    `get_recons_loss` (clean, spliced and zero-ablated runs of the TransformerBridge).
+
+    token_ids: one int array per sequence. masks: name -> one bool array per sequence
+    selecting positions (e.g. CoT-step tokens); "all" (every position) is always included.
+    At a selected position t, the KL compares the next-token distributions and the CE
+    scores token t+1. Per mask: ce_clean, ce_sae, ce_ablation, ce_recovered =
+    (ce_ablation - ce_sae) / (ce_ablation - ce_clean), kl_sae, kl_ablation, n.
+    """
+    import numpy as np
+    from sae_lens.evals import get_recons_loss
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    masks = {"all": [np.ones(len(x), dtype=bool) for x in token_ids], **(masks or {})}
+    sums: dict[str, dict[str, float]] = {m: {k: 0.0 for k in ("ce_clean", "ce_sae", "ce_ablation", "kl_sae",
+                                                                "kl_ablation")} | {"n": 0} for m in masks}
+    for b in range(0, len(token_ids), batch_size):
+        batch = token_ids[b:b + batch_size]
+        lengths = torch.tensor([len(x) for x in batch])
+        tokens = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # right padding (causal)
+        for r, x in enumerate(batch):
+            tokens[r, :len(x)] = torch.as_tensor(np.asarray(x, dtype=np.int64))
+        out = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=True, compute_ce_loss=True,
+                              hook_name=hook)
+        T = tokens.shape[1]
+        # positions t whose next token t+1 exists: (B, T-1), aligned with the per-token CE
+        has_next = torch.arange(T - 1)[None, :] < (lengths[:, None] - 1)
+        for name, m in masks.items():
+            sel = torch.zeros(len(batch), T, dtype=torch.bool)
+            for r, x in enumerate(m[b:b + batch_size]):
+                sel[r, :len(x)] = torch.as_tensor(np.asarray(x, dtype=bool))
+            sel = sel[:, :-1] & has_next
+            s = sums[name]
+            s["n"] += int(sel.sum())
+            for key, src in (("ce_clean", "ce_loss_without_sae"), ("ce_sae", "ce_loss_with_sae"),
+                             ("ce_ablation", "ce_loss_with_ablation"), ("kl_sae", "kl_div_with_sae"),
+                             ("kl_ablation", "kl_div_with_ablation")):
+                v = out[src].float().cpu()
+                s[key] += float(v[:, :T - 1][sel].sum())
+    result = {}
+    for name, s in sums.items():
+        n = s["n"]
+        if n == 0:
+            result[name] = {"n": 0}
+            continue
+        r = {k: v / n for k, v in s.items() if k != "n"} | {"n": n}
+        gap = r["ce_ablation"] - r["ce_clean"]
+        r["ce_recovered"] = (r["ce_ablation"] - r["ce_sae"]) / gap if gap != 0 else float("nan")
+        result[name] = r
+    return result

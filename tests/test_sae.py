@@ -205,3 +205,30 @@ def test_paired_saes_share_initialisation_and_data_order(cache, tmp_path):
                 CacheSetConfig(ks=[2], n_per_k=10), seed=0), other, CacheWriteConfig(hooks=[HOOK]), {"model": "m"})
     with pytest.raises(CacheError, match="not a pair"):
         train_paired_saes(cache, other, HOOK, cfg, tmp_path / "x", tmp_path / "y")
+
+
+def test_spliced_loss_of_a_perfect_and_of_a_zero_sae(cache):
+    import numpy as np
+
+    from sae.evaluate import spliced_loss
+
+    bridge = load_bridge(str(cache.parent / "m"))
+    ids, labels = token_set(ArithmeticTask(), build_tokenizer(), CacheSetConfig(ks=[2], n_per_k=12), seed=3)
+    step = {"step": [lab == 1 for lab in labels["role"]]}
+    perfect = _plus_minus_sae(32, 32)  # reconstructs every activation exactly
+    r = spliced_loss(perfect, bridge, HOOK, ids, step, batch_size=5)
+    n_all = sum(len(x) - 1 for x in ids)
+    n_step = sum(int(np.asarray(m)[:-1].sum()) for m in step["step"])
+    assert r["all"]["n"] == n_all and r["step"]["n"] == n_step > 0
+    for m in ("all", "step"):
+        assert r[m]["ce_sae"] == pytest.approx(r[m]["ce_clean"], abs=1e-4)
+        assert r[m]["kl_sae"] == pytest.approx(0.0, abs=1e-5) and r[m]["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
+    zero = _plus_minus_sae(32, 32)
+    with torch.no_grad():
+        zero.W_dec.zero_()  # decodes everything to 0: the same as zero-ablation
+    z = spliced_loss(zero, bridge, HOOK, ids, step, batch_size=5)
+    assert z["all"]["ce_sae"] == pytest.approx(z["all"]["ce_ablation"], abs=1e-5)
+    assert z["all"]["ce_recovered"] == pytest.approx(0.0, abs=1e-4)
+    # the same numbers whatever the batching (right padding never leaks into valid positions)
+    r1 = spliced_loss(perfect, bridge, HOOK, ids, step, batch_size=1)
+    assert r1["step"]["ce_clean"] == pytest.approx(r["step"]["ce_clean"], abs=1e-5)
