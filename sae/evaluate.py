@@ -31,9 +31,10 @@ def reconstruction_metrics(sae, batches: Iterable[torch.Tensor], dense_threshold
     n, sse, cos_sum, l0_sum = 0, 0.0, 0.0, 0.0
     sum_x = sum_x2 = fires = None
     for x in batches:
-        x = x.to(sae.W_enc.device, torch.float32)
+        x = x.to(sae.W_enc.device, sae.W_enc.dtype)
         feats = sae.encode(x)
         x_hat = sae.decode(feats)
+        x, x_hat = x.float(), x_hat.float()
         if sum_x is None:
             sum_x = torch.zeros(x.shape[1], dtype=torch.float64)
             sum_x2 = torch.zeros((), dtype=torch.float64)
@@ -107,8 +108,9 @@ def spliced_loss(sae, model, hook: str, token_ids, masks: dict[str, list] | None
         tokens = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # right padding (causal)
         for r, x in enumerate(batch):
             tokens[r, :len(x)] = torch.as_tensor(np.asarray(x, dtype=np.int64))
-        out = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=True, compute_ce_loss=True,
-                              hook_name=hook)
+        device = next(model.parameters()).device  # the bridge passes tensors to HF as they are
+        out = get_recons_loss(sae, model, ActivationScaler(), tokens.to(device), compute_kl=True,
+                              compute_ce_loss=True, hook_name=hook)
         T = tokens.shape[1]
         # positions t whose next token t+1 exists: (B, T-1), aligned with the per-token CE
         has_next = torch.arange(T - 1)[None, :] < (lengths[:, None] - 1)

@@ -52,12 +52,29 @@ def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
     ids = directory[release].saes_map
     if sae_id not in ids:
         raise ValueError(f"release {release!r} has no SAE {sae_id!r}; it has e.g. {list(ids)[:5]}")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        raise ConnectionError(f"cannot download SAE {release}/{sae_id}: offline (HF_HUB_OFFLINE is set); "
-                              "on a machine with network it downloads from the Hugging Face hub")
-    if not _hub_reachable():
-        raise ConnectionError(f"cannot download SAE {release}/{sae_id}: huggingface.co is unreachable from here")
+    lookup = directory[release]
+    if not _in_local_cache(lookup.repo_id, ids[sae_id]):
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            raise ConnectionError(f"cannot download SAE {release}/{sae_id}: offline (HF_HUB_OFFLINE is set) and "
+                                  "not in the local Hugging Face cache; on a machine with network it downloads")
+        proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"))
+        if not proxied and not _hub_reachable():
+            raise ConnectionError(f"cannot download SAE {release}/{sae_id}: huggingface.co is unreachable from here "
+                                  "and it is not in the local Hugging Face cache")
     return SAE.from_pretrained(release, sae_id, device=device)
+
+
+def _in_local_cache(repo_id: str, path: str) -> bool:
+    """True when the SAE's cfg.json is already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("cfg.json", "config.json"):
+        hit = try_to_load_from_cache(repo_id, f"{path}/{name}" if path else name)
+        if isinstance(hit, str):
+            return True
+    return False
 
 
 def check_fits(sae, d_model: int, hook: str) -> None:

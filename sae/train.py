@@ -110,7 +110,9 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
             lr=cfg.lr, lr_end=cfg.lr,  # lr_end=None fails with a bare AssertionError in sae-lens 6.54
             device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches)
         sae = SAETrainer(trainer_cfg, sae, data).fit()
-        held_out = next(cache.shuffled(hook, min(cfg.batch_size, cache.n_rows), cfg.batch_size, cfg.seed + 1, where))
+        # A reshuffle of the rows the SAE trained on: training-set fit, named as such below.
+        # Held-out evaluation is sae.evaluate on another token set or cache.
+        fit_rows = next(cache.shuffled(hook, min(cfg.batch_size, cache.n_rows), cfg.batch_size, cfg.seed + 1, where))
         meta = cache.meta
         sae.cfg.metadata.model_name = meta.get("model")
         sae.cfg.metadata.hook_name = hook
@@ -118,21 +120,29 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         sae.cfg.metadata.context_size = None
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    sae.save_inference_model(tmp)
-    # Measure what was saved: BatchTopK and Matryoshka export as JumpReLU with a learned
-    # threshold, whose L0 can be far from the trained k after short runs.
-    exported = SAE.load_from_disk(str(tmp))
-    l0, fvu = l0_and_fvu(exported, held_out.to(cfg.device))
-    metrics = {"hook": hook, "architecture": cfg.architecture, "d_in": exported.cfg.d_in, "d_sae": exported.cfg.d_sae,
-               "l0": l0, "fvu": fvu, "explained_variance": 1 - fvu, "train_rows": cfg.steps * cfg.batch_size}
-    if "k" in {f.name for f in dataclasses.fields(type(sae.cfg))} and not cfg.k / 1.5 <= l0 <= cfg.k * 1.5:
-        metrics["warning"] = f"exported L0 {l0:.1f} is off the trained k={cfg.k} by more than 1.5x"
-        warnings.warn(metrics["warning"], stacklevel=2)
-    (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    try:
+        sae.save_inference_model(tmp)
+        # Measure what was saved: BatchTopK and Matryoshka export as JumpReLU with a learned
+        # threshold, whose L0 can be far from the trained k after short runs.
+        exported = SAE.load_from_disk(str(tmp), device=cfg.device)
+        l0, fvu = l0_and_fvu(exported, fit_rows.to(cfg.device))
+        metrics = {"hook": hook, "architecture": cfg.architecture, "d_in": exported.cfg.d_in,
+                   "d_sae": exported.cfg.d_sae, "l0": l0, "train_fvu": fvu, "train_explained_variance": 1 - fvu,
+                   "train_rows": cfg.steps * cfg.batch_size}
+        if "k" in {f.name for f in dataclasses.fields(type(sae.cfg))} and not cfg.k / 1.5 <= l0 <= cfg.k * 1.5:
+            metrics["warning"] = f"exported L0 {l0:.1f} is off the trained k={cfg.k} by more than 1.5x"
+            warnings.warn(metrics["warning"], stacklevel=2)
+        (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        # Move into place: an old `out` is renamed aside first and removed last, so either
+        # the old or the new SAE is complete at every moment.
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return metrics
 
 

@@ -41,7 +41,7 @@ def test_every_architecture_trains_saves_and_loads_with_saelens(cache, tmp_path,
     assert sae.cfg.metadata.dataset_path == str(cache) and sae.cfg.metadata.model_name == "m"
     saved = json.loads((tmp_path / "sae" / "metrics.json").read_text())
     assert saved == metrics and json.loads((tmp_path / "sae" / "train_config.json").read_text())["architecture"] == arch
-    assert 0 < metrics["l0"] <= 128 and metrics["fvu"] < 1.5
+    assert 0 < metrics["l0"] <= 128 and metrics["train_fvu"] < 1.5
     if arch == "topk":
         assert metrics["l0"] == 4  # exactly k per token
     if arch in ("topk", "batchtopk", "matryoshka_batchtopk"):  # exported L0 far from k is flagged
@@ -56,7 +56,7 @@ def test_training_is_seeded_and_learns(cache, tmp_path):
     w = {n: SAE.load_from_disk(str(tmp_path / n)).W_enc for n in "abc"}
     assert torch.equal(w["a"], w["b"]) and not torch.equal(w["a"], w["c"])
     untrained = train_sae(cache, HOOK, small(steps=1, lr=1e-9), tmp_path / "d")
-    assert a["fvu"] < untrained["fvu"]
+    assert a["train_fvu"] < untrained["train_fvu"]
 
 
 def test_bad_inputs(cache, tmp_path):
@@ -194,11 +194,12 @@ def test_paired_saes_share_initialisation_and_data_order(cache, tmp_path):
         xa, xb = next(a.shuffled(HOOK, 64, 512, seed=5)), next(b.shuffled(HOOK, 64, 512, seed=5))
         assert torch.equal(xb, (xa * 2).half().float())
     cfg = small(steps=5)
-    torch.manual_seed(123)
     init_a, init_b = build_training_sae(cfg, 32), build_training_sae(cfg, 32)
     assert torch.equal(init_a.W_enc, init_b.W_enc)
-    ma, mb = train_paired_saes(cache, ft, HOOK, cfg, tmp_path / "a", tmp_path / "b")
-    assert ma["d_sae"] == mb["d_sae"] == 128
+    ma, mb = train_paired_saes(cache, ft, HOOK, small(steps=40), tmp_path / "a", tmp_path / "b")
+    # Same init, same rows in the same order, and SAELens normalises away the factor 2: the
+    # fine-tuned SAE fits its data exactly as well as the base SAE fits the base data.
+    assert mb["train_fvu"] == pytest.approx(ma["train_fvu"], rel=1e-4) and mb["l0"] == ma["l0"]
     # caches of different tokens are not a pair
     other = tmp_path / "other"
     write_cache(load_bridge(str(cache.parent / "m")), *token_set(ArithmeticTask(), build_tokenizer(),
