@@ -16,6 +16,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from activations.tokens import right_pad
+
 FwdHooks = Sequence[tuple[str | Callable[[str], bool], Callable]]
 """TransformerLens forward hooks: (hook name or name filter, fn(tensor, hook) -> tensor | None)."""
 
@@ -96,15 +98,11 @@ def continuation_logprobs(model, tokenizer, prefixes: Sequence[str], continuatio
             cont = tokenizer(list(continuations[i:i + batch_size]), add_special_tokens=False)["input_ids"]
             if any(not c for c in cont) or any(not p for p in pre):
                 raise ValueError("every prefix and every continuation must have at least one token")
-            rows = [p + c for p, c in zip(pre, cont)]
-            T = max(map(len, rows))
-            ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            target = torch.zeros_like(ids, dtype=torch.bool)  # positions whose token is scored
+            ids, mask = right_pad([p + c for p, c in zip(pre, cont)], tokenizer.pad_token_id)
+            target = torch.zeros_like(mask)  # positions whose token is scored
             for r, (p, c) in enumerate(zip(pre, cont)):
-                ids[r, :len(p) + len(c)] = torch.tensor(p + c)
-                mask[r, :len(p) + len(c)] = 1
                 target[r, len(p):len(p) + len(c)] = True
+            mask = mask.long()
             ids, mask, target = ids.to(device), mask.to(device), target.to(device)
             logp = lm(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
             # the token at position t is predicted at position t - 1

@@ -52,19 +52,16 @@ def _tokens(n_per_k: int):
 def forward_only(bridge, ids, hooks, batch_size, stop) -> float:
     """The floor: the same padded batches through run_with_cache, activations taken off the
     model and cast to float16, nothing stored."""
-    import numpy as np
     import torch
+
+    from activations.tokens import right_pad
 
     t0 = time.perf_counter()
     for b in range(0, len(ids), batch_size):
         batch = ids[b:b + batch_size]
-        lengths = np.array([len(x) for x in batch])
-        padded = np.zeros((len(batch), lengths.max()), dtype=np.int64)
-        for r, x in enumerate(batch):
-            padded[r, :len(x)] = x
-        valid = torch.from_numpy(np.arange(padded.shape[1]) < lengths[:, None])
+        tokens, valid = right_pad(batch)
         with torch.inference_mode():
-            _, cache = bridge.run_with_cache(torch.from_numpy(padded), names_filter=hooks, stop_at_layer=stop)
+            _, cache = bridge.run_with_cache(tokens, names_filter=hooks, stop_at_layer=stop)
         for h in hooks:
             cache[h][valid].half().cpu()
     return sum(map(len, ids)) / (time.perf_counter() - t0)

@@ -28,7 +28,7 @@ from typing import Callable
 
 import yaml
 
-from experiments.atomic import clean_temporaries, write_atomic
+from activations.atomic import clean_temporaries, write_atomic
 from experiments.config import code_hash, fingerprint, to_dict
 from experiments.runconfig import RunConfig
 

@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from experiments.atomic import replace_dir, temp_dir, write_atomic
+from activations.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pipeline import Stage
 from experiments.runconfig import RunConfig
 

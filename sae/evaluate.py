@@ -13,6 +13,7 @@ from typing import Iterable
 import torch
 
 from activations.cache import open_cache
+from activations.tokens import right_pad
 from sae.load import check_fits
 
 DENSE_THRESHOLD = 0.1  # a latent firing on more than 10% of tokens counts as dense
@@ -104,10 +105,8 @@ def spliced_loss(sae, model, hook: str, token_ids, masks: dict[str, list] | None
                                                                 "kl_ablation")} | {"n": 0} for m in masks}
     for b in range(0, len(token_ids), batch_size):
         batch = token_ids[b:b + batch_size]
-        lengths = torch.tensor([len(x) for x in batch])
-        tokens = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # right padding (causal)
-        for r, x in enumerate(batch):
-            tokens[r, :len(x)] = torch.as_tensor(np.asarray(x, dtype=np.int64))
+        tokens, valid = right_pad(batch)
+        lengths = valid.sum(1)
         device = next(model.parameters()).device  # the bridge passes tensors to HF as they are
         out = get_recons_loss(sae, model, ActivationScaler(), tokens.to(device), compute_kl=True,
                               compute_ce_loss=True, hook_name=hook)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from activations.atomic import replace_dir, temp_dir
 from activations.cache import open_cache
 
 
@@ -118,8 +118,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         sae.cfg.metadata.hook_name = hook
         sae.cfg.metadata.dataset_path = str(cache_path)
         sae.cfg.metadata.context_size = None
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_dir(out)
     try:
         sae.save_inference_model(tmp)
         # Measure what was saved: BatchTopK and Matryoshka export as JumpReLU with a learned
@@ -134,13 +133,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
             warnings.warn(metrics["warning"], stacklevel=2)
         (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        # Move into place: an old `out` is renamed aside first and removed last, so either
-        # the old or the new SAE is complete at every moment.
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return metrics

@@ -122,7 +122,7 @@ def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_pat
 
 
 def test_a_kill_between_renames_restores_the_old_output(tmp_path):
-    from experiments.atomic import clean_temporaries
+    from activations.atomic import clean_temporaries
 
     (tmp_path / ".behavior.old-77").mkdir()            # the old output, moved aside ...
     (tmp_path / ".behavior.old-77" / "a.json").write_text("old")

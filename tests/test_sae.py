@@ -43,9 +43,10 @@ def test_every_architecture_trains_saves_and_loads_with_saelens(cache, tmp_path,
     assert saved == metrics and json.loads((tmp_path / "sae" / "train_config.json").read_text())["architecture"] == arch
     assert 0 < metrics["l0"] <= 128 and metrics["train_fvu"] < 1.5
     if arch == "topk":
-        assert metrics["l0"] == 4  # exactly k per token
-    if arch in ("topk", "batchtopk", "matryoshka_batchtopk"):  # exported L0 far from k is flagged
-        assert ("warning" in metrics) == (not 4 / 1.5 <= metrics["l0"] <= 4 * 1.5)
+        assert metrics["l0"] == 4 and "warning" not in metrics  # exactly k per token
+    if arch in ("batchtopk", "matryoshka_batchtopk"):
+        # exported as JumpReLU with a threshold barely trained in 25 steps: L0 ~43, flagged
+        assert metrics["l0"] > 6 and "is off the trained k=4 by more than 1.5x" in metrics["warning"]
     assert not list(tmp_path.glob(".*tmp*"))
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 
 FORMAT_VERSION = 1
 DTYPES = ("float16", "float32", "bfloat16")
+STORAGE_DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}  # bfloat16: raw bits
 COMPRESSIONS = (None, "lzf", "gzip")
 META, INDEX, SHARDS = "meta.json", "index.json", "shards"
 
@@ -63,12 +63,6 @@ def shard_name(i: int) -> str:
 
 def shard_path(cache: Path, i: int) -> Path:
     return cache / SHARDS / shard_name(i)
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict:

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import torch
 
-from activations.cache.format import INDEX, META, SHARDS, CacheError, file_checksum, read_json
+from activations.cache.format import INDEX, META, SHARDS, STORAGE_DTYPES, CacheError, file_checksum, read_json
 
 MAX_OPEN = 64  # shard files kept open at once per cache
 
@@ -238,7 +238,7 @@ def _check_args(caches, hook: str, batch_size: int, where: Where = None) -> None
 
 def _batches(caches: list[ActivationCache], hook: str, batch_size: int, where: Where):
     _check_args(caches, hook, batch_size, where)
-    carry = [np.zeros((0, c.d_model), _np_dtype(c)) for c in caches]  # rows short of a batch
+    carry = [np.zeros((0, c.d_model), STORAGE_DTYPES[c.dtype]) for c in caches]  # rows short of a batch
     for block in caches[0].blocks():
         keep = caches[0].mask(block, where)
         # One concatenation per block, then batches are slices: linear in the rows read.
@@ -260,7 +260,7 @@ def _shuffled(caches: list[ActivationCache], hook: str, batch_size: int, buffer_
     blocks = caches[0].blocks()
     # One preallocated buffer per cache (storage dtype): memory stays buffer_rows + one chunk.
     cap = buffer_rows + caches[0].chunk_rows
-    buf = [np.empty((cap, c.d_model), _np_dtype(c)) for c in caches]
+    buf = [np.empty((cap, c.d_model), STORAGE_DTYPES[c.dtype]) for c in caches]
     fill = 0
 
     def emit(n_rows: int, final: bool):
@@ -291,10 +291,6 @@ def _shuffled(caches: list[ActivationCache], hook: str, batch_size: int, buffer_
             raise CacheError("no rows pass the filter; check the label values (saelab cache-info shows counts)")
     if fill:
         yield from emit(fill, final=True)
-
-
-def _np_dtype(c: ActivationCache):
-    return {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}[c.dtype]
 
 
 class PairedCache:

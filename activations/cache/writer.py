@@ -24,9 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from activations.cache.format import (
-    COMPRESSIONS, DTYPES, FORMAT_VERSION, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_checksum,
-    read_json, shard_path, write_json_atomic,
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, STORAGE_DTYPES, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_checksum,
+    read_json, shard_path,
 )
+from activations.atomic import write_atomic, write_json_atomic
+from activations.tokens import right_pad
 
 
 @dataclass
@@ -123,10 +125,6 @@ def _to_numpy(x: torch.Tensor, dtype: str) -> np.ndarray:
     return x.numpy()
 
 
-def _storage_np_dtype(dtype: str):
-    return {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}[dtype]
-
-
 def _shard_ok(path: Path, rows: int, token_hash: str) -> bool:
     try:
         with h5py.File(path, "r") as f:
@@ -148,7 +146,7 @@ def _compute_shard(model, hooks, cfg: CacheWriteConfig, ids: list[np.ndarray], l
         f.create_dataset("pos", data=np.concatenate([np.arange(len(x), dtype=np.int32) for x in ids]))
         for name, arrs in labels.items():
             f.create_dataset(f"labels/{name}", data=np.concatenate(arrs).astype(np.int32))
-        dsets = {h: f.create_dataset(f"acts/{h}", shape=(rows, d_model), dtype=_storage_np_dtype(cfg.dtype),
+        dsets = {h: f.create_dataset(f"acts/{h}", shape=(rows, d_model), dtype=STORAGE_DTYPES[cfg.dtype],
                                      chunks=chunk, compression=cfg.compression) for h in hooks}
         # Buffer rows up to whole chunks, so every chunk is written once (no read-modify-write).
         pending: dict[str, list[np.ndarray]] = {h: [] for h in hooks}
@@ -169,13 +167,7 @@ def _compute_shard(model, hooks, cfg: CacheWriteConfig, ids: list[np.ndarray], l
 
         for b in range(0, len(ids), cfg.batch_size):
             batch = ids[b:b + cfg.batch_size]
-            lengths = np.array([len(x) for x in batch])
-            # Right padding: causal attention never lets a pad reach a valid token.
-            padded = np.zeros((len(batch), lengths.max()), dtype=np.int64)
-            for r, x in enumerate(batch):
-                padded[r, :len(x)] = x
-            tokens = torch.from_numpy(padded)
-            valid = torch.from_numpy(np.arange(padded.shape[1]) < lengths[:, None])  # (B, T)
+            tokens, valid = right_pad(batch)  # (B, T)
             with torch.inference_mode():
                 _, cache = model.run_with_cache(tokens.to(device), names_filter=list(hooks), stop_at_layer=stop)
             valid_dev = valid.to(device)
@@ -204,9 +196,7 @@ def _checksum_path(shard: Path) -> Path:
 
 
 def _write_checksum(shard: Path) -> None:
-    tmp = shard.with_name(f".{shard.name}.crc32.tmp-{os.getpid()}")
-    tmp.write_text(file_checksum(shard))
-    os.replace(tmp, _checksum_path(shard))
+    write_atomic(_checksum_path(shard), file_checksum(shard))
 
 
 def _is_fresh(out: Path) -> bool:

@@ -27,15 +27,10 @@ class Subject:
     """Rows per forward / generate call."""
 
 
-def answer_budget(task: Task) -> int:
-    """Characters in the longest answer (task.max_answer_chars, else 8)."""
-    return getattr(task, "max_answer_chars", 8)
-
-
 def max_cot_tokens(task: Task, k: int) -> int:
-    """A generation budget for a k-step CoT with a spare step, the answer and EOS (a
-    task may define `max_cot_chars(k)`; one token per character is the worst case)."""
-    return task.max_cot_chars(k) + len(task.answer_prefix) + answer_budget(task) + 1
+    """A generation budget for a k-step CoT with a spare step, the answer and EOS (one
+    token per character is the worst case)."""
+    return task.max_cot_chars(k) + len(task.answer_prefix) + task.max_answer_chars + 1
 
 
 def generate_cot(subject: Subject, task: Task, examples: Sequence[Example]) -> list[Parsed]:
@@ -55,7 +50,7 @@ def forced_answers(subject: Subject, task: Task, prefixes: Sequence[str]) -> lis
         raise ValueError(f"forced-answer prefixes must end with {task.answer_prefix!r}")
     if not prefixes:
         return []
-    outs = generate_text(subject.model, subject.tokenizer, list(prefixes), answer_budget(task),
+    outs = generate_text(subject.model, subject.tokenizer, list(prefixes), task.max_answer_chars,
                          subject.batch_size, fwd_hooks=subject.fwd_hooks)
     return [m.group(0) if (m := _ANSWER.match(o)) else None for o in outs]
 

@@ -9,8 +9,6 @@ name and renamed when complete; an existing folder with the same fingerprint is 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import torch
 import transformers
 
 from activations.models import load_hf
-from experiments.atomic import clean_temporaries, replace_dir
+from activations.atomic import clean_temporaries, replace_dir, temp_dir
 from experiments.config import code_hash, fingerprint, to_dict
 from experiments.organisms.model import build_model
 from experiments.organisms.pretrain import pretrain
@@ -55,8 +53,7 @@ def _reusable(folder: Path, fp: str, overwrite: bool, retrain: bool = False) -> 
 
 
 def _save(model, tokenizer, folder: Path, meta: dict, metrics: dict, extra: dict[str, object]) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_dir(folder)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -1,11 +1,19 @@
 """Writing outputs so that an interrupted run never leaves one that looks finished:
-everything is written under a temporary name (`.NAME.tmp-PID`) and renamed when complete."""
+everything is written under a temporary name (`.NAME.tmp-PID`) and renamed when complete.
+
+It sits in the lowest package so that every layer (caches, SAEs, the pipeline) uses the
+same mechanism."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=1))
 
 
 def write_atomic(path: Path, text: str) -> None:
