@@ -6,21 +6,30 @@ is the trainer's data provider; SAELens estimates and folds the activation norma
 The result is saved in SAELens' inference format (`cfg.json` + `sae_weights.safetensors`,
 metadata filled from the cache) plus `train_config.json` and `metrics.json`, under a
 temporary name renamed when complete.
+
+Checkpoints (SAELens' own: weights, optimizer, schedulers, dead-latent statistics, the
+activation scaler) go to `<out>.checkpoints/` while training runs; a run started again with
+the same config and cache resumes from the last complete one, skipping the batches already
+seen, so an interrupted and resumed run ends with the weights of an uninterrupted one. The
+folder is removed when the SAE is saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from activations.atomic import replace_dir, temp_dir
+from activations.atomic import replace_dir, temp_dir, write_json_atomic
 from activations.cache import open_cache
+from activations.cache.format import INDEX
 
 
 @dataclass
@@ -48,6 +57,8 @@ class SAETrainConfig:
     """Batches SAELens uses to estimate the activation normalisation."""
     seed: int = 0
     """Seeds the initialisation and the data order."""
+    checkpoints: int = 4
+    """Checkpoints written during training, for resuming an interrupted run (0: none)."""
     device: str = "cpu"
     """Torch device."""
 
@@ -60,6 +71,8 @@ class SAETrainConfig:
         for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sae {name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoints < 0:
+            raise ValueError(f"sae checkpoints must be >= 0, got {self.checkpoints}")
 
 
 def build_training_sae(cfg: SAETrainConfig, d_in: int):
@@ -92,24 +105,97 @@ def l0_and_fvu(sae, x: torch.Tensor) -> tuple[float, float]:
     return l0, fvu
 
 
-def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str | Path, where=None) -> dict:
-    """Train one SAE on `hook` of the cache at `cache_path` (rows passing `where`), save it to
-    `out` in SAELens' inference format; returns its metrics."""
-    from sae_lens import SAE
-    from sae_lens.config import SAETrainerConfig
+def _trainer_class():
     from sae_lens.training.sae_trainer import SAETrainer
 
+    class Trainer(SAETrainer):
+        """SAELens' trainer with the batch's L0 and explained variance beside the loss on the
+        progress bar, refreshed ~100 times per run whatever its length."""
+
+        @torch.no_grad()
+        def _update_pbar(self, step_output, pbar, update_interval: int = 100):
+            every = max(1, self.cfg.total_training_steps // 100)
+            if self.n_training_steps % every and self.n_training_samples < self.cfg.total_training_samples:
+                return
+            x, x_hat = step_output.sae_in, step_output.sae_out
+            ev = 1 - (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+            l0 = (step_output.feature_acts != 0).float().sum(-1).mean()
+            pbar.set_postfix(loss=f"{step_output.loss.item():.4g}", l0=f"{l0.item():.1f}", ev=f"{ev.item():.3f}",
+                             refresh=False)
+            pbar.update(self.n_training_samples - pbar.n)
+
+    return Trainer
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".checkpoints")
+
+
+def _run_key(cache_path, hook: str, cfg: SAETrainConfig, where) -> dict:
+    """What a checkpoint must match to be resumed: the config (device aside), the hook, the
+    filter and the cache's content (its index names every shard with its checksum)."""
+    index = (Path(cache_path) / INDEX).read_bytes()
+    c = dataclasses.asdict(cfg)
+    c.pop("device")
+    return {"config": c, "hook": hook, "where": repr(where), "cache_index_sha1": hashlib.sha1(index).hexdigest()}
+
+
+def _latest_checkpoint(ckpt: Path, key: dict) -> Path | None:
+    """The newest complete checkpoint of this run, or None; checkpoints of another run
+    (config, hook or cache changed) are removed."""
+    if not ckpt.exists():
+        return None
+    try:
+        same = json.loads((ckpt / "run.json").read_text()) == key
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        print(f"removing checkpoints of another config or cache: {ckpt}", file=sys.stderr)
+        shutil.rmtree(ckpt)
+        return None
+    done = [d for d in ckpt.iterdir() if d.is_dir() and d.name.isdigit() and (d / "complete").exists()]
+    return max(done, key=lambda d: int(d.name), default=None)
+
+
+def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str | Path, where=None) -> dict:
+    """Train one SAE on `hook` of the cache at `cache_path` (rows passing `where`), save it to
+    `out` in SAELens' inference format; returns its metrics. Resumes from `<out>.checkpoints/`
+    when an earlier run of the same config and cache was interrupted."""
+    from sae_lens import SAE
+    from sae_lens.config import SAETrainerConfig
+
     out = Path(out)
+    ckpt = checkpoint_dir(out)
     with open_cache(cache_path) as cache:
         if hook not in cache.hooks:
             raise ValueError(f"hook {hook!r} is not in the cache {cache_path}; it holds {cache.hooks}")
+        key = _run_key(cache_path, hook, cfg, where)
+        resume = _latest_checkpoint(ckpt, key)
         sae = build_training_sae(cfg, cache.d_model)
         data = cache.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
         trainer_cfg = SAETrainerConfig(
             total_training_samples=cfg.steps * cfg.batch_size, train_batch_size_samples=cfg.batch_size,
             lr=cfg.lr, lr_end=cfg.lr,  # lr_end=None fails with a bare AssertionError in sae-lens 6.54
-            device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches)
-        sae = SAETrainer(trainer_cfg, sae, data).fit()
+            device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches,
+            n_checkpoints=cfg.checkpoints, checkpoint_path=str(ckpt) if cfg.checkpoints else None)
+        if cfg.checkpoints:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(ckpt / "run.json", key)
+        # SAELens writes a checkpoint's files one by one; the marker, written last, says it is whole.
+        trainer = _trainer_class()(trainer_cfg, sae, data,
+                                   save_checkpoint_fn=lambda checkpoint_path: checkpoint_path and
+                                   (Path(checkpoint_path) / "complete").touch())
+        if resume is not None:
+            trainer.load_trainer_state(resume)
+            sae.load_weights_from_checkpoint(resume)
+            # SAELens checkpoints before counting the step it has just taken.
+            trainer.n_training_steps = trainer.n_training_samples // cfg.batch_size
+            # The same data order as an uninterrupted run: skip the normalisation batches
+            # and every batch already trained on.
+            for _ in range(cfg.norm_batches + trainer.n_training_steps):
+                next(data)
+            print(f"resuming {out} from step {trainer.n_training_steps} ({resume})", file=sys.stderr)
+        sae = trainer.fit()
         # A reshuffle of the rows the SAE trained on: training-set fit, named as such below.
         # Held-out evaluation is sae.evaluate on another token set or cache.
         fit_rows = next(cache.shuffled(hook, min(cfg.batch_size, cache.n_rows), cfg.batch_size, cfg.seed + 1, where))
@@ -128,6 +214,8 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         metrics = {"hook": hook, "architecture": cfg.architecture, "d_in": exported.cfg.d_in,
                    "d_sae": exported.cfg.d_sae, "l0": l0, "train_fvu": fvu, "train_explained_variance": 1 - fvu,
                    "train_rows": cfg.steps * cfg.batch_size}
+        if resume is not None:
+            metrics["resumed_from_step"] = int(resume.name) // cfg.batch_size
         if "k" in {f.name for f in dataclasses.fields(type(sae.cfg))} and not cfg.k / 1.5 <= l0 <= cfg.k * 1.5:
             metrics["warning"] = f"exported L0 {l0:.1f} is off the trained k={cfg.k} by more than 1.5x"
             warnings.warn(metrics["warning"], stacklevel=2)
@@ -136,6 +224,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
 
 

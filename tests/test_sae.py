@@ -234,3 +234,41 @@ def test_spliced_loss_of_a_perfect_and_of_a_zero_sae(cache):
     # the same numbers whatever the batching (right padding never leaks into valid positions)
     r1 = spliced_loss(perfect, bridge, HOOK, ids, step, batch_size=1)
     assert r1["step"]["ce_clean"] == pytest.approx(r["step"]["ce_clean"], abs=1e-5)
+
+
+def test_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_run(cache, tmp_path, monkeypatch):
+    import sae.train as train
+
+    cfg = small(steps=60, checkpoints=3)  # SAELens checkpoints once past 1/4, 2/4, 3/4: steps 16, 31, 46
+    whole = train_sae(cache, HOOK, cfg, tmp_path / "whole")
+    assert not (tmp_path / "whole.checkpoints").exists()  # removed once the SAE is saved
+
+    real = train._trainer_class
+
+    def dies_at_step_40():
+        class Dies(real()):
+            def step(self, batch):
+                if self.n_training_samples >= 40 * cfg.batch_size:
+                    raise KeyboardInterrupt
+                return super().step(batch)
+        return Dies
+
+    monkeypatch.setattr(train, "_trainer_class", dies_at_step_40)
+    with pytest.raises(KeyboardInterrupt):
+        train_sae(cache, HOOK, cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    assert sorted(int(d.name) for d in (tmp_path / "r.checkpoints").iterdir() if d.is_dir()) == [16 * 128, 31 * 128]
+    monkeypatch.setattr(train, "_trainer_class", real)
+    resumed = train_sae(cache, HOOK, cfg, tmp_path / "r")
+    assert resumed["resumed_from_step"] == 31
+    a, b = SAE.load_from_disk(str(tmp_path / "whole")), SAE.load_from_disk(str(tmp_path / "r"))
+    for name, p in a.state_dict().items():
+        assert torch.allclose(p, b.state_dict()[name], atol=1e-6), name
+    assert resumed["train_fvu"] == pytest.approx(whole["train_fvu"], abs=1e-6)
+
+    # checkpoints of another config are not resumed from
+    monkeypatch.setattr(train, "_trainer_class", dies_at_step_40)
+    with pytest.raises(KeyboardInterrupt):
+        train_sae(cache, HOOK, cfg, tmp_path / "s")
+    monkeypatch.setattr(train, "_trainer_class", real)
+    assert "resumed_from_step" not in train_sae(cache, HOOK, small(steps=60, checkpoints=3, lr=1e-3), tmp_path / "s")

@@ -1,0 +1,219 @@
+"""A BatchTopK crosscoder for model diffing (SAELens has none).
+
+One shared latent code read from both models' activations of the same token, one decoder
+per model (Anthropic 2024, "Sparse crosscoders for cross-layer features and model diffing"):
+
+    f(x) = BatchTopK( sum_m (s_m x_m - b_dec_m) @ W_enc[m] + b_enc )        (B, d_sae)
+    x_hat_m = (f @ W_dec[:, m] + b_dec_m) / s_m                             (B, d_in)
+
+with s_m the per-model normalisation (SAELens' rule: sqrt(d_in) / E||x_m||), kept as a
+buffer rather than folded. Latents are chosen by f_j * sum_m ||W_dec[j, m]||, so a latent
+cannot win by shrinking its decoders, and BatchTopK keeps the k * B largest over the batch
+(Minder et al. 2025: L1 crosscoders invent fine-tuned-only latents that BatchTopK mostly
+does not). At inference a token keeps the latents above `threshold`, the running mean of
+the smallest score BatchTopK kept during training (Bussmann et al. 2024).
+
+Saved self-describing like SAELens' format: `cfg.json` + `crosscoder_weights.safetensors`,
+plus `train_config.json` and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from activations.atomic import replace_dir, temp_dir
+
+WEIGHTS = "crosscoder_weights.safetensors"
+ARCHITECTURE = "batchtopk_crosscoder"
+
+
+@dataclass
+class CrosscoderConfig:
+    """One crosscoder's training run."""
+
+    expansion: int = 8
+    """Latents per input dimension of one model: d_sae = expansion * d_model."""
+    k: int = 16
+    """Mean active latents per token (BatchTopK over the batch)."""
+    lr: float = 5e-4
+    """Adam learning rate (constant)."""
+    steps: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 4096
+    """Token pairs per step."""
+    buffer_rows: int = 262_144
+    """Shuffle buffer of the paired cache reader."""
+    norm_batches: int = 20
+    """Batches used to estimate each model's normalisation."""
+    threshold_momentum: float = 0.99
+    """EMA momentum of the inference threshold."""
+    seed: int = 0
+    """Seeds the initialisation and the data order."""
+    device: str = "cpu"
+    """Torch device."""
+
+    def __post_init__(self):
+        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"crosscoder {name} must be >= 1, got {getattr(self, name)}")
+
+
+class Crosscoder(nn.Module):
+    """Shapes: W_enc (n_models, d_in, d_sae), W_dec (d_sae, n_models, d_in), b_dec
+    (n_models, d_in), b_enc (d_sae,), scale (n_models,)."""
+
+    def __init__(self, d_in: int, d_sae: int, k: int, n_models: int = 2, models: list[str] | None = None):
+        super().__init__()
+        self.d_in, self.d_sae, self.k, self.n_models = d_in, d_sae, k, n_models
+        self.models = models or [f"model{m}" for m in range(n_models)]
+        # Decoder rows of norm 0.1 per model, encoder its transpose (the usual initialisation).
+        w = torch.randn(d_sae, n_models, d_in)
+        w = 0.1 * w / w.norm(dim=-1, keepdim=True)
+        self.W_dec = nn.Parameter(w)
+        self.W_enc = nn.Parameter(w.permute(1, 2, 0).clone())
+        self.b_enc = nn.Parameter(torch.zeros(d_sae))
+        self.b_dec = nn.Parameter(torch.zeros(n_models, d_in))
+        self.register_buffer("scale", torch.ones(n_models))
+        self.register_buffer("threshold", torch.tensor(-1.0))  # < 0: not estimated yet
+
+    def decoder_norms(self) -> torch.Tensor:
+        """(d_sae, n_models): ||W_dec[j, m]|| in normalised units."""
+        return self.W_dec.norm(dim=-1)
+
+    def scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, n_models, d_in) raw -> (pre-activations after ReLU, selection scores), both (B, d_sae)."""
+        xs = x * self.scale[:, None] - self.b_dec
+        pre = torch.relu(torch.einsum("bmd,mds->bs", xs, self.W_enc) + self.b_enc)
+        return pre, pre * self.decoder_norms().sum(-1)
+
+    def encode(self, x: torch.Tensor, batch_topk: bool = False) -> torch.Tensor:
+        """Latent activations (B, d_sae): by BatchTopK over the batch when training (or asked),
+        else by the learned threshold, so a token's code does not depend on its batch."""
+        pre, score = self.scores(x)
+        return pre * self.select(score, batch_topk)
+
+    def select(self, score: torch.Tensor, batch_topk: bool) -> torch.Tensor:
+        """Boolean (B, d_sae): the k * B largest positive scores of the batch, or those above
+        the threshold."""
+        if batch_topk or self.threshold < 0:
+            flat = score.flatten()
+            keep = torch.zeros_like(flat, dtype=torch.bool)
+            keep[flat.topk(min(self.k * len(score), flat.numel()), sorted=False).indices] = True
+            return keep.view_as(score) & (score > 0)
+        return score > self.threshold
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """f (B, d_sae) -> raw-unit reconstructions (B, n_models, d_in)."""
+        return (torch.einsum("bs,smd->bmd", f, self.W_dec) + self.b_dec) / self.scale[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def config(self) -> dict:
+        return {"architecture": ARCHITECTURE, "d_in": self.d_in, "d_sae": self.d_sae, "k": self.k,
+                "n_models": self.n_models, "models": self.models}
+
+
+def _estimate_scale(batches, n: int, d_in: int) -> torch.Tensor:
+    """Per model sqrt(d_in) / E||x_m|| over `n` batches (SAELens' `expected_average_only_in`)."""
+    norms = torch.stack([next(batches).norm(dim=-1).mean(0) for _ in range(n)]).mean(0)
+    return d_in ** 0.5 / norms
+
+
+def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[str]) -> tuple[Crosscoder, dict]:
+    """Train on an endless iterator of (B, len(models), d_in) batches; returns the crosscoder
+    and its training-fit metrics (over the last 10% of steps)."""
+    torch.manual_seed(cfg.seed)
+    cc = Crosscoder(d_in, cfg.expansion * d_in, cfg.k, len(models), models).to(cfg.device)
+    cc.scale.copy_(_estimate_scale(batches, cfg.norm_batches, d_in).to(cfg.device))
+    opt = torch.optim.Adam(cc.parameters(), lr=cfg.lr)
+    threshold = None
+    tail = max(1, cfg.steps // 10)
+    sse = sst = l0 = 0.0
+    fired = torch.zeros(cc.d_sae, dtype=torch.bool, device=cfg.device)
+    bar = tqdm(range(cfg.steps), desc="Training crosscoder", mininterval=1.0)
+    for step in bar:
+        x = next(batches).to(cfg.device)
+        xs = x * cc.scale[:, None]  # the loss in normalised units, as SAELens trains
+        pre, score = cc.scores(x)
+        keep = cc.select(score, batch_topk=True)
+        f = pre * keep
+        xs_hat = torch.einsum("bs,smd->bmd", f, cc.W_dec) + cc.b_dec
+        loss = (xs - xs_hat).pow(2).sum(-1).mean()  # summed over models and dimensions
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            kept = score[keep]
+            if len(kept):
+                low = kept.min()
+                threshold = low if threshold is None else cfg.threshold_momentum * threshold + (1 - cfg.threshold_momentum) * low
+            if step >= cfg.steps - tail:
+                sse += (xs - xs_hat).pow(2).sum().item()
+                sst += (xs - xs.mean(0)).pow(2).sum().item()
+                l0 += (f > 0).float().sum(-1).mean().item() / tail
+                fired |= (f > 0).any(0)
+        if step % max(1, cfg.steps // 100) == 0 or step == cfg.steps - 1:
+            ev = 1 - (xs - xs_hat).pow(2).sum() / (xs - xs.mean(0)).pow(2).sum()
+            bar.set_postfix(loss=f"{loss.item():.4g}", l0=f"{(f > 0).float().sum(-1).mean().item():.1f}",
+                            ev=f"{ev.item():.3f}", refresh=False)
+    cc.threshold.fill_(float(threshold) if threshold is not None else 0.0)
+    return cc, {"train_explained_variance": 1 - sse / sst, "train_l0": l0,
+                "train_dead_fraction": (~fired).float().mean().item()}
+
+
+def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: str, cfg: CrosscoderConfig,
+                     out: str | Path, names: tuple[str, str] = ("base", "finetuned"), where=None) -> dict:
+    """Train a crosscoder on the paired (token-aligned) caches' rows of `hook` and save it to `out`."""
+    from activations.cache import open_paired
+
+    with open_paired(base_cache, finetuned_cache) as pair:
+        pair.a._check_hook(hook)
+        pairs = pair.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
+        cc, metrics = train_crosscoder_on((torch.stack(p, 1) for p in pairs), pair.a.d_model, cfg, list(names))
+        provenance = {"hook_name": hook, "datasets": [str(base_cache), str(finetuned_cache)],
+                      "model_names": [pair.a.meta.get("model"), pair.b.meta.get("model")]}
+    metrics = {"hook": hook, **metrics, "train_rows": cfg.steps * cfg.batch_size}
+    save_crosscoder(cc, out, provenance, cfg, metrics)
+    return metrics
+
+
+def save_crosscoder(cc: Crosscoder, out: str | Path, metadata: dict, cfg: CrosscoderConfig | None = None,
+                    metrics: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    tmp = temp_dir(out)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in cc.state_dict().items()}, str(tmp / WEIGHTS))
+        (tmp / "cfg.json").write_text(json.dumps({**cc.config(), "metadata": metadata}, indent=1))
+        if cfg is not None:
+            (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        if metrics is not None:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_crosscoder(path: str | Path, device: str = "cpu") -> Crosscoder:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / "cfg.json").is_file() or not (path / WEIGHTS).is_file():
+        raise ValueError(f"{path} is not a saelab crosscoder folder (needs cfg.json and {WEIGHTS})")
+    cfg = json.loads((path / "cfg.json").read_text())
+    if cfg.get("architecture") != ARCHITECTURE:
+        raise ValueError(f"{path} holds a {cfg.get('architecture')!r}, not a {ARCHITECTURE}")
+    cc = Crosscoder(cfg["d_in"], cfg["d_sae"], cfg["k"], cfg["n_models"], cfg["models"])
+    cc.load_state_dict(load_file(str(path / WEIGHTS)))
+    cc.metadata = cfg.get("metadata", {})
+    return cc.to(device)
