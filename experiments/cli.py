@@ -12,6 +12,8 @@ from typing import Callable
 from simple_parsing import ArgumentParser
 from simple_parsing import field as simple_field
 
+from sae.config import SAETrainConfig
+
 
 @dataclass
 class RunArgs:
@@ -134,11 +136,137 @@ def cmd_cache_info(args: CacheInfoArgs) -> None:
     print(describe(args.path, verify=args.verify))
 
 
+ROLE_CHOICES = ("question", "step", "answer")
+
+
+def _role_filter(role: str | None):
+    from experiments.tasks import ROLES
+
+    if role is None:
+        return None
+    if role not in ROLE_CHOICES:
+        raise ValueError(f"--role must be one of {list(ROLE_CHOICES)}, got {role!r}")
+    return {"role": ROLES.index(role)}
+
+
+@dataclass
+class TrainSAEArgs:
+    """Train an SAE on one hook of an activation cache (or a crosscoder on two paired caches).
+
+    Any SAELens architecture; saved in SAELens' format (a crosscoder: saelab's own,
+    self-describing); `saelab eval-sae` evaluates the result."""
+
+    cache: str
+    """The activation cache (e.g. runs/default/activations/base)."""
+    hook: str
+    """The hook to train on (e.g. blocks.1.hook_resid_post); `saelab cache-info` lists a cache's hooks."""
+    out: str
+    """Output folder (an interrupted run with the same settings resumes from its checkpoints)."""
+    role: str | None = None
+    """Train on tokens of one role only: question, step or answer (default: all tokens)."""
+    crosscoder_with: str | None = None
+    """A second, token-aligned cache (the fine-tuned model's): train a BatchTopK crosscoder on
+    the pair instead of an SAE (uses --k, --expansion, --lr, --steps, --batch_size, --seed)."""
+    sae: SAETrainConfig = field(default_factory=SAETrainConfig)
+    """SAE training settings."""
+
+
+def cmd_train_sae(args: TrainSAEArgs) -> None:
+    import json
+
+    from sae.train import train_sae
+
+    where = _role_filter(args.role)
+    if args.crosscoder_with:
+        from sae.crosscoder import CrosscoderConfig, train_crosscoder
+
+        c = args.sae
+        ccfg = CrosscoderConfig(expansion=c.expansion, k=c.k, lr=c.lr, steps=c.steps, batch_size=c.batch_size,
+                                buffer_rows=c.buffer_rows, norm_batches=c.norm_batches, seed=c.seed, device=c.device)
+        metrics = train_crosscoder(args.cache, args.crosscoder_with, args.hook, ccfg, args.out, where=where)
+    else:
+        metrics = train_sae(args.cache, args.hook, args.sae, args.out, where=where)
+    print(json.dumps(metrics, indent=1))
+    print(f"saelab train-sae: wrote {args.out}", file=sys.stderr)
+
+
+@dataclass
+class EvalSAEArgs:
+    """Evaluate an SAE on an activation cache (reconstruction, sparsity, spliced loss).
+
+    Explained variance, MSE, cosine, L0, dead and dense fractions; with --model also CE
+    recovered and KL with the SAE's reconstruction spliced into the model."""
+
+    cache: str
+    """The activation cache to evaluate on (another model's cache of the same tokens: transfer)."""
+    sae: str | None = None
+    """An SAE folder in SAELens' format (ours or SAELens'); or use --release and --sae_id."""
+    release: str | None = None
+    """A SAELens pretrained release (needs network or the local Hugging Face cache)."""
+    sae_id: str | None = None
+    """The SAE's id within --release."""
+    hook: str | None = None
+    """The hook to read (default: the one the SAE was trained on)."""
+    role: str | None = None
+    """Only tokens of one role: question, step or answer (default: all tokens)."""
+    max_rows: int | None = None
+    """Evaluate on at most this many rows (default: all)."""
+    model: str | None = None
+    """Also splice the SAE into this model (folder or HF id) on the cache's sequences: CE
+    recovered and KL on all tokens and on CoT-step tokens."""
+    max_sequences: int = 200
+    """Sequences used for the spliced loss."""
+    out: str | None = None
+    """Write the metrics to this JSON file too."""
+    device: str = "cpu"
+    """Torch device."""
+
+
+def cmd_eval_sae(args: EvalSAEArgs) -> None:
+    import json
+
+    from activations.cache import open_cache
+    from sae.evaluate import evaluate_on_cache
+    from sae.load import check_fits, load_pretrained, load_sae_folder
+
+    if (args.sae is None) == (args.release is None):
+        raise ValueError("give either --sae FOLDER or --release R --sae_id ID")
+    if args.release is not None and args.sae_id is None:
+        raise ValueError("--release needs --sae_id")
+    with open_cache(args.cache) as c:  # fail on a bad cache before loading anything big
+        d_model, hooks = c.d_model, c.hooks
+    sae = load_sae_folder(args.sae, args.device) if args.sae else load_pretrained(args.release, args.sae_id, args.device)
+    hook = args.hook or getattr(sae.cfg.metadata, "hook_name", None)
+    if hook is None:
+        raise ValueError("the SAE does not say which hook it reads; give --hook")
+    if hook not in hooks:
+        raise ValueError(f"hook {hook!r} is not in the cache {args.cache}; it holds {hooks}")
+    check_fits(sae, d_model, hook)
+    result = {"sae": args.sae or f"{args.release}/{args.sae_id}", "cache": args.cache, "hook": hook, "role": args.role,
+              "reconstruction": evaluate_on_cache(sae, args.cache, hook, where=_role_filter(args.role),
+                                                  max_rows=args.max_rows)}
+    if args.model:
+        from activations.models import load_bridge
+        from experiments.sae_suite import cache_sequences
+        from sae.evaluate import spliced_loss
+
+        ids, step = cache_sequences(args.cache, args.max_sequences)
+        result["spliced"] = spliced_loss(sae, load_bridge(args.model, args.device), hook, ids, {"step": step})
+    text = json.dumps(result, indent=1)
+    if args.out:
+        from activations.atomic import write_atomic
+
+        write_atomic(Path(args.out), text)
+    print(text)
+
+
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
     "behavior": (BehaviorArgs, cmd_behavior),
     "cache": (CacheArgs, cmd_cache),
     "cache-info": (CacheInfoArgs, cmd_cache_info),
+    "train-sae": (TrainSAEArgs, cmd_train_sae),
+    "eval-sae": (EvalSAEArgs, cmd_eval_sae),
 }
 
 

@@ -191,9 +191,14 @@ def draw_all(results: dict, out: Path, n_steps: int) -> list[Path]:
             if new:
                 ax.legend(*zip(*new), fontsize=8)
                 shown |= {lab for _, lab in new}
-        fig.tight_layout()
-        fig.savefig(out / f"{name}.png", dpi=110)
-        plt.close(fig)
-        (out / f"{name}.json").write_text(json.dumps(data, indent=1))
-        written += [out / f"{name}.png", out / f"{name}.json"]
+        written += save_figure(fig, data, out, name)
     return written
+
+
+def save_figure(fig, data: dict, out: Path, name: str) -> list[Path]:
+    """NAME.png and, beside it, NAME.json with the numbers it draws."""
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=110)
+    plt.close(fig)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=1))
+    return [out / f"{name}.png", out / f"{name}.json"]

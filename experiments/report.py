@@ -17,6 +17,10 @@ FIGURE_CAPTIONS = {
     "corruption_by_step": "Corruption: how often the forced answer follows a corrupted step.",
     "info_gain": "InfoGain: answer NLL as steps are shown (left) and its mean drop per step (right).",
     "abstention": "Abstention recall and precision on answerable + unanswerable problems.",
+    "sae_frontier": "SAE architectures on the base model: held-out L0 against explained variance (up and left is better).",
+    "sae_transfer": "Each model's SAE on every model's held-out activations of the same tokens (Kissane et al. 2024).",
+    "crosscoder_r": "Crosscoder latents by relative decoder norm r; dashed: the base-only (< 0.1) and "
+                    "fine-tuned-only (> 0.9) thresholds.",
 }
 
 
@@ -137,6 +141,8 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
         rows = [[v, c["path"], str(c["sequences"]), str(c["rows"]), str(len(c["hooks"])), c["dtype"],
                  f"{c['bytes'] / 2**20:.1f}"] for v, c in report["cache"].items()]
         out += _table(["model", "path", "sequences", "rows (tokens)", "hooks", "dtype", "MiB"], rows) + [""]
+    if report.get("sae"):
+        out += _sae_section(report["sae"])
     out += ["## Figures", ""]
     for name in figures:
         out += [f"![{name}](figures/{name}.png)", "", FIGURE_CAPTIONS.get(name, ""), ""]
@@ -153,5 +159,45 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
             "- **InfoGain per step**: mean drop of -log p(gold answer | question + first j steps) per step "
             "(Wu et al. 2025), scored on the answer's tokens.",
             "- **abstention**: recall = abstained / should abstain, precision = should abstain / abstained "
-            "(Kirichenko et al. 2025).", ""]
+            "(Kirichenko et al. 2025).",
+            "- **SAE metrics** (held-out examples, never trained on): explained variance = 1 - SSE / total "
+            "variance; L0 = active latents per token; dead = never fired; dense = fired on > 10% of tokens; "
+            "CE recovered = (CE zero-ablated - CE spliced) / (CE zero-ablated - CE clean) and KL(clean || spliced), "
+            "with the SAE's reconstruction replacing the activation (SAELens' get_recons_loss), on all tokens "
+            "and on CoT-step tokens.",
+            "- **crosscoder classes**: r = |d_ft| / (|d_base| + |d_ft|) per latent; base-only r < 0.1, "
+            "fine-tuned-only r > 0.9, shared otherwise; dead latents never fired on held-out tokens. "
+            "Each latent's Latent Scaling ratios (Minder et al. 2025) are in `saes/crosscoder-*/diff.json`.", ""]
     return "\n".join(out)
+
+
+def _f(x: float | None, d: int = 3) -> str:
+    return "-" if x is None else f"{x:.{d}f}"
+
+
+def _sae_section(sae: dict) -> list[str]:
+    out = ["## SAEs", "", f"One SAE per model at `{sae['hook']}` (held-out tokens; folders under `saes/`).", ""]
+    rows = []
+    for m, r in sae["saes"].items():
+        h, sp = r["heldout"], r.get("spliced") or {}
+        a, st = sp.get("all", {}), sp.get("step", {})
+        rows.append([m, f"{r['architecture']} x{r['d_sae']}", _f(h["l0"], 1), _f(h["explained_variance"]), _f(h["mse"], 4),
+                     _f(h["cosine"]), _f(h["dead_fraction"], 2), _f(h["dense_fraction"], 2),
+                     _f(a.get("ce_recovered")), _f(a.get("kl_sae"), 4), _f(st.get("ce_recovered")),
+                     _f(st.get("kl_sae"), 4), str(h["n"])])
+    out += _table(["model", "SAE", "L0", "explained var.", "MSE", "cosine", "dead", "dense", "CE recovered (all)",
+                   "KL (all)", "CE recovered (steps)", "KL (steps)", "tokens"], rows) + [""]
+    out += ["Architectures on the base model (the frontier):", ""]
+    out += _table(["architecture", "L0", "explained var.", "dead", "dense"],
+                  [[a, _f(h["l0"], 1), _f(h["explained_variance"]), _f(h["dead_fraction"], 2), _f(h["dense_fraction"], 2)]
+                   for a, h in sae["frontier"].items()]) + [""]
+    cols = list(next(iter(sae["transfer"].values())))
+    out += ["Transfer: explained variance of the SAE of each row's model on the activations of each column's model:", ""]
+    out += _table(["SAE \\ activations"] + cols,
+                  [[s] + [_f(row[c]["explained_variance"]) for c in cols] for s, row in sae["transfer"].items()]) + [""]
+    if sae["crosscoders"]:
+        out += ["Crosscoders (base x variant), latents by relative decoder norm:", ""]
+        out += _table(["pair", "base-only", "shared", "fine-tuned-only", "dead", "train explained var."],
+                      [[f"base x {v}"] + [str(c["counts"][k]) for k in ("base_only", "shared", "finetuned_only", "dead")]
+                       + [_f(c["train"]["train_explained_variance"])] for v, c in sae["crosscoders"].items()]) + [""]
+    return out

@@ -9,6 +9,7 @@ from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
 from experiments.config import from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
+from experiments.sae_suite import SAEStageConfig
 from experiments.tasks import TaskConfig
 
 
@@ -30,6 +31,8 @@ class RunConfig:
     """The behavioural suite run on every model."""
     cache: CacheConfig = field(default_factory=CacheConfig)
     """The activation caches of every model (same tokens for all: base/fine-tuned pairs)."""
+    sae: SAEStageConfig = field(default_factory=SAEStageConfig)
+    """SAEs of every model at one hook, the architecture frontier, crosscoders."""
 
     def __post_init__(self):
         import torch
@@ -45,6 +48,15 @@ class RunConfig:
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "
                              f"use one of {names}")
+        from activations.cache.writer import expand_hooks
+
+        hooks = expand_hooks(self.cache.write.hooks, self.organisms.model.n_layers)
+        if self.sae.hook not in hooks:
+            raise ValueError(f"sae.hook {self.sae.hook!r} is not cached (cache.write.hooks gives {hooks})")
+        bad = [v for v in self.sae.crosscoder_variants if v not in names[1:]]
+        if bad:
+            raise ValueError(f"sae.crosscoder_variants: {bad} are not fine-tuned variants of this run; "
+                             f"use some of {names[1:]}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
 

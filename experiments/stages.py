@@ -3,6 +3,7 @@
     organisms   models/<name>/                    train (or reuse) base and variants
     behavior    behavior/<name>.json              the behavioural suite on every model
     cache       activations/<name>/               residual streams of every model, same tokens
+    sae         saes/                             SAEs, frontier, crosscoders, eval.json
     figures     figures/<fig>.png + <fig>.json    drawn from behavior/*.json
     report      report.json, report.md            from behavior/, the caches' indexes and figures/*.json
 """
@@ -40,8 +41,9 @@ def _behavior_files(run: Path, cfg: RunConfig) -> list[Path]:
 
 def _figure_files(run: Path, cfg: RunConfig) -> list[Path]:
     from experiments.figures import FIGURES
+    from experiments.sae_figures import SAE_FIGURES
 
-    return [run / "figures" / f"{name}.{ext}" for name in FIGURES for ext in ("png", "json")]
+    return [run / "figures" / f"{name}.{ext}" for name in [*FIGURES, *SAE_FIGURES] for ext in ("png", "json")]
 
 
 def load_behavior(run: Path, cfg: RunConfig) -> dict[str, dict]:
@@ -116,12 +118,36 @@ def cache_sizes(run: Path, cfg: RunConfig) -> dict[str, dict]:
     return out
 
 
+# ---- SAEs -------------------------------------------------------------------------------
+def _sae_files(run: Path, cfg: RunConfig) -> list[Path]:
+    folders = [run / "saes" / m for m in model_names(cfg)] + [run / "saes" / "frontier" / p.name for p in cfg.sae.frontier]
+    files = [f / n for f in folders for n in ("cfg.json", "sae_weights.safetensors")]
+    files += [run / "saes" / f"crosscoder-{v}" / n for v in cfg.sae.crosscoder_variants
+              for n in ("cfg.json", "crosscoder_weights.safetensors", "diff.json")]
+    return files + [run / "saes" / "eval.json"]
+
+
+def run_sae(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.sae_suite import run_sae_suite
+
+    tmp = temp_dir(run / "saes")
+    run_sae_suite(run, model_names(cfg), cfg.sae, cfg.device, tmp, log=lambda line: print(line, flush=True))
+    replace_dir(tmp, run / "saes")
+
+
+def load_sae_eval(run: Path) -> dict:
+    return json.loads((run / "saes" / "eval.json").read_text())
+
+
 # ---- figures ----------------------------------------------------------------------------
 def run_figures(run: Path, cfg: RunConfig, force: bool) -> None:
     from experiments.figures import draw_all
 
+    from experiments.sae_figures import draw_sae_figures
+
     tmp = temp_dir(run / "figures")
     draw_all(load_behavior(run, cfg), tmp, n_steps=cfg.behavior.faithfulness_ks[0])
+    draw_sae_figures(load_sae_eval(run), tmp)
     replace_dir(tmp, run / "figures")
 
 
@@ -130,11 +156,13 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
     from experiments.config import fingerprint, to_dict
     from experiments.figures import FIGURES
     from experiments.report import build_report, render_markdown
+    from experiments.sae_figures import SAE_FIGURES, sae_summary
 
     report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
                           {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
     report["cache"] = cache_sizes(run, cfg)
-    md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES),
+    report["sae"] = sae_summary(load_sae_eval(run))
+    md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES) + list(SAE_FIGURES),
                          {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
     text = json.dumps(report, indent=1)  # both rendered before either is written
     write_atomic(run / "report.json", text)
@@ -150,9 +178,12 @@ STAGES = [
           code=("experiments.behavior", "experiments.tasks", "activations.generate", "activations.models")),
     Stage("cache", ("task", "cache"), _model_files, _cache_files, run_cache,
           code=("activations.cache", "experiments.cache_set", "experiments.caching", "experiments.tasks")),
-    Stage("figures", ("behavior",), _behavior_files, _figure_files, run_figures,
-          code=("experiments.figures", "experiments.stages")),
+    Stage("sae", ("sae",), _cache_files, _sae_files, run_sae,
+          code=("sae", "experiments.sae_suite", "activations.cache")),
+    Stage("figures", ("behavior", "sae"), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"],
+          _figure_files, run_figures, code=("experiments.figures", "experiments.sae_figures", "experiments.stages")),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + _cache_files(run, cfg) + [
+        run / "saes" / "eval.json"] + [
         p for p in _figure_files(run, cfg) if p.suffix == ".json"], lambda run, cfg: [run / "report.json", run / "report.md"],
-        run_report, code=("experiments.report", "experiments.figures", "experiments.stages")),
+        run_report, code=("experiments.report", "experiments.figures", "experiments.sae_figures", "experiments.stages")),
 ]

@@ -92,9 +92,10 @@ def diff_table(cc, batches_factory) -> dict:
     rates = firing_rates(cc, batches_factory())
     ls = latent_scaling(cc, batches_factory())
     cls = classify(r, rates)
-    nan = lambda v: None if not np.isfinite(v) else float(v)  # noqa: E731
+    nu_eps, nu_rec = ls["nu_eps"].tolist(), ls["nu_rec"].tolist()
+    nan = lambda v: v if np.isfinite(v) else None  # noqa: E731  (JSON has no NaN)
     latents = [{"latent": j, "r": float(r[j]), "class": str(cls[j]), "rate": float(rates[j]),
-                "nu_eps": nan(ls["nu_eps"][j]), "nu_rec": nan(ls["nu_rec"][j])} for j in range(cc.d_sae)]
+                "nu_eps": nan(nu_eps[j]), "nu_rec": nan(nu_rec[j])} for j in range(cc.d_sae)]
     counts = {c: int((cls == c).sum()) for c in ("base_only", "shared", "finetuned_only", "dead")}
     return {"models": cc.models, "thresholds": {"base_only": BASE_ONLY, "finetuned_only": FINETUNED_ONLY},
             "counts": counts, "latents": latents}

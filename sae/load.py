@@ -23,6 +23,8 @@ def load_sae_folder(path: str | Path, device: str = "cpu"):
     if not path.is_dir():
         raise FileNotFoundError(f"no SAE folder at {path}")
     missing = [f for f in SAE_FILES if not (path / f).is_file()]
+    if missing and (path / "crosscoder_weights.safetensors").is_file():
+        raise ValueError(f"{path} is a saelab crosscoder, not an SAE; load it with sae.crosscoder.load_crosscoder")
     if missing:
         raise ValueError(f"{path} is not a SAELens SAE folder (missing {', '.join(missing)}); "
                          "save one with sae.save_inference_model(path) or train one with saelab")

@@ -22,64 +22,20 @@ import json
 import shutil
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from activations.atomic import replace_dir, temp_dir, write_json_atomic
+from sae.config import SAETrainConfig, training_classes
 from activations.cache import open_cache
 from activations.cache.format import INDEX
 
 
-@dataclass
-class SAETrainConfig:
-    """One SAE's training run."""
-
-    architecture: str = "topk"
-    """A SAELens training architecture (its registry's name), e.g. standard, topk, batchtopk,
-    jumprelu, gated, matryoshka_batchtopk."""
-    expansion: int = 8
-    """Latents per input dimension: d_sae = expansion * d_model."""
-    k: int = 16
-    """Active latents per token (topk, batchtopk, matryoshka_batchtopk)."""
-    sparsity_coefficient: float = 1.0
-    """L1 coefficient (standard, gated) or L0 coefficient (jumprelu)."""
-    lr: float = 3e-4
-    """Adam learning rate (constant)."""
-    steps: int = 2000
-    """Optimizer steps."""
-    batch_size: int = 4096
-    """Rows (tokens) per step."""
-    buffer_rows: int = 262_144
-    """Shuffle buffer of the cache reader (memory: buffer_rows * d_model * 2 bytes)."""
-    norm_batches: int = 50
-    """Batches SAELens uses to estimate the activation normalisation."""
-    seed: int = 0
-    """Seeds the initialisation and the data order."""
-    checkpoints: int = 4
-    """Checkpoints written during training, for resuming an interrupted run (0: none)."""
-    device: str = "cpu"
-    """Torch device."""
-
-    def __post_init__(self):
-        from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
-
-        if self.architecture not in SAE_TRAINING_CLASS_REGISTRY:
-            raise ValueError(f"unknown SAE architecture {self.architecture!r}; SAELens has "
-                             f"{sorted(SAE_TRAINING_CLASS_REGISTRY)}")
-        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"sae {name} must be >= 1, got {getattr(self, name)}")
-        if self.checkpoints < 0:
-            raise ValueError(f"sae checkpoints must be >= 0, got {self.checkpoints}")
-
-
 def build_training_sae(cfg: SAETrainConfig, d_in: int):
     """The SAELens training SAE for `cfg`, freshly initialised (seeded)."""
-    from sae_lens.registry import get_sae_training_class
-
-    cls, cfg_cls = get_sae_training_class(cfg.architecture)
+    cfg.check()
+    cls, cfg_cls = training_classes(cfg.architecture)
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     d_sae = cfg.expansion * d_in
     kw = {"d_in": d_in, "d_sae": d_sae, "normalize_activations": "expected_average_only_in"}
@@ -91,8 +47,9 @@ def build_training_sae(cfg: SAETrainConfig, d_in: int):
         kw["l0_coefficient"] = cfg.sparsity_coefficient
     if "matryoshka_widths" in fields:
         kw["matryoshka_widths"] = [d_sae // 4, d_sae // 2, d_sae]
+    kw = {k: v for k, v in kw.items() if k in fields} | cfg.options
     torch.manual_seed(cfg.seed)
-    return cls(cfg_cls(**{k: v for k, v in kw.items() if k in fields}))
+    return cls(cfg_cls(**kw))
 
 
 @torch.no_grad()

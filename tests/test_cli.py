@@ -36,6 +36,14 @@ def test_help_lists_subcommands_and_field_docs():
     ("behavior:\n  nn: 3\n", "behavior: unknown key(s) ['nn']"),
     ("behavior:\n  ks: [2, 2]\n", "behavior.ks must be a non-empty list of distinct chain lengths"),
     ("device: cuda\n", "torch sees no CUDA GPU here"),
+    ("sae:\n  hook: blocks.7.hook_resid_post\n", "sae.hook 'blocks.7.hook_resid_post' is not cached"),
+    ("sae:\n  train: {architecture: topkk}\n", "sae.train: unknown SAE architecture 'topkk'; SAELens has"),
+    ("sae:\n  frontier: [{architecture: gated, options: {k: 3}}]\n",
+     "sae.frontier[0]: sae options ['k'] are not fields of SAELens' GatedTrainingSAEConfig"),
+    ("sae:\n  frontier: [{architecture: gated}, {architecture: gated}]\n", "two points with the same settings"),
+    ("sae:\n  crosscoder_variants: [nope]\n", "sae.crosscoder_variants: ['nope'] are not fine-tuned variants"),
+    ("sae:\n  heldout_every: 1\n", "sae.heldout_every must be >= 2"),
+    ("sae:\n  crosscoder: {k: 0}\n", "crosscoder k must be >= 1"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
     path = tmp_path / "bad.yaml"

@@ -62,7 +62,11 @@ def test_training_is_seeded_and_learns(cache, tmp_path):
 
 def test_bad_inputs(cache, tmp_path):
     with pytest.raises(ValueError, match="unknown SAE architecture 'topkk'; SAELens has"):
-        SAETrainConfig(architecture="topkk")
+        train_sae(cache, HOOK, small(architecture="topkk"), tmp_path / "x")
+    with pytest.raises(ValueError, match=r"sae options \['no_such_field'\] are not fields of SAELens' TopKTrainingSAEConfig"):
+        train_sae(cache, HOOK, small(options={"no_such_field": 1}), tmp_path / "x")
+    with pytest.raises(ValueError, match="sae checkpoints must be >= 0"):
+        small(checkpoints=-1)
     with pytest.raises(ValueError, match="hook 'blocks.0.hook_resid_post' is not in the cache"):
         train_sae(cache, "blocks.0.hook_resid_post", small(), tmp_path / "x")
     assert not (tmp_path / "x").exists()

@@ -1,0 +1,70 @@
+"""The training config of one SAE. Kept free of torch and SAELens imports: the command
+line builds its help from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def training_classes(architecture: str):
+    """SAELens' (training SAE class, its config class) for an architecture name."""
+    from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
+
+    if architecture not in SAE_TRAINING_CLASS_REGISTRY:
+        raise ValueError(f"unknown SAE architecture {architecture!r}; SAELens has "
+                         f"{sorted(SAE_TRAINING_CLASS_REGISTRY)}")
+    return get_sae_training_class(architecture)
+
+
+@dataclass
+class SAETrainConfig:
+    """One SAE's training run."""
+
+    architecture: str = "topk"
+    """A SAELens training architecture (its registry's name), e.g. standard, topk, batchtopk,
+    jumprelu, gated, matryoshka_batchtopk."""
+    expansion: int = 8
+    """Latents per input dimension: d_sae = expansion * d_model."""
+    k: int = 16
+    """Active latents per token (topk, batchtopk, matryoshka_batchtopk)."""
+    sparsity_coefficient: float = 1.0
+    """L1 coefficient (standard, gated) or L0 coefficient (jumprelu)."""
+    lr: float = 3e-4
+    """Adam learning rate (constant)."""
+    steps: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 4096
+    """Rows (tokens) per step."""
+    buffer_rows: int = 262_144
+    """Shuffle buffer of the cache reader (memory: buffer_rows * d_model * 2 bytes)."""
+    norm_batches: int = 50
+    """Batches SAELens uses to estimate the activation normalisation."""
+    seed: int = 0
+    """Seeds the initialisation and the data order."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """More fields of the architecture's SAELens training config, by name, e.g.
+    {jumprelu_ste_to_input: true} (Anthropic's JumpReLU; SAELens' default does not sparsify
+    in a few hundred steps)."""
+    checkpoints: int = 4
+    """Checkpoints written during training, for resuming an interrupted run (0: none)."""
+    device: str = "cpu"
+    """Torch device."""
+
+    def __post_init__(self):
+        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sae {name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoints < 0:
+            raise ValueError(f"sae checkpoints must be >= 0, got {self.checkpoints}")
+
+    def check(self) -> None:
+        """The checks that need SAELens (slow to import, so not in __post_init__, which the
+        command line runs to build its help): the architecture and its options exist."""
+        _, cfg_cls = training_classes(self.architecture)
+        allowed = {f.name for f in dataclasses.fields(cfg_cls)}
+        bad = sorted(set(self.options) - allowed)
+        if bad:
+            raise ValueError(f"sae options {bad} are not fields of SAELens' {cfg_cls.__name__}; it has "
+                             f"{sorted(allowed)}")
