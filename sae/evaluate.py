@@ -93,8 +93,8 @@ def spliced_loss(sae, model, hook: str, token_ids, masks: dict[str, list] | None
     token_ids: one int array per sequence. masks: name -> one bool array per sequence
     selecting positions (e.g. CoT-step tokens); "all" (every position) is always included.
     At a selected position t, the KL compares the next-token distributions and the CE
-    scores token t+1. Per mask: ce_clean, ce_sae, ce_ablation, ce_recovered =
-    (ce_ablation - ce_sae) / (ce_ablation - ce_clean), kl_sae, kl_ablation, n.
+    scores token t+1. Per mask: ce_clean, ce_sae, ce_ablation, ce_gap = ce_ablation - ce_clean,
+    ce_recovered = (ce_ablation - ce_sae) / ce_gap, kl_sae, kl_ablation, n.
     """
     import numpy as np
     from sae_lens.evals import get_recons_loss
@@ -133,6 +133,9 @@ def spliced_loss(sae, model, hook: str, token_ids, masks: dict[str, list] | None
             continue
         r = {k: v / n for k, v in s.items() if k != "n"} | {"n": n}
         gap = r["ce_ablation"] - r["ce_clean"]
+        # A small gap (an ablation that barely hurts, e.g. on unpredictable tokens) makes
+        # CE recovered meaningless: it is reported beside it.
+        r["ce_gap"] = gap
         r["ce_recovered"] = (r["ce_ablation"] - r["ce_sae"]) / gap if gap != 0 else float("nan")
         result[name] = r
     return result

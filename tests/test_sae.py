@@ -235,6 +235,7 @@ def test_spliced_loss_of_a_perfect_and_of_a_zero_sae(cache):
     z = spliced_loss(zero, bridge, HOOK, ids, step, batch_size=5)
     assert z["all"]["ce_sae"] == pytest.approx(z["all"]["ce_ablation"], abs=1e-5)
     assert z["all"]["ce_recovered"] == pytest.approx(0.0, abs=1e-4)
+    assert z["all"]["ce_gap"] == pytest.approx(z["all"]["ce_ablation"] - z["all"]["ce_clean"])
     # the same numbers whatever the batching (right padding never leaks into valid positions)
     r1 = spliced_loss(perfect, bridge, HOOK, ids, step, batch_size=1)
     assert r1["step"]["ce_clean"] == pytest.approx(r["step"]["ce_clean"], abs=1e-5)
