@@ -11,7 +11,7 @@ Speed: rows/s of SAELens' trainer (saelab's subclass, TopK, width 8x, batch 4096
 Memory: peak RSS of a fresh process training one epoch over caches of 250k and 1M rows
   (d_in 128) with the same shuffle buffer; target: the larger cache does not raise it.
 
-    python benchmarks/bench_sae.py          # ~4 minutes on 2 cores
+    python benchmarks/bench_sae.py          # ~3 minutes on 2 cores
 
 Run nothing else heavy meanwhile.
 """

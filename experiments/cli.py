@@ -139,14 +139,21 @@ def cmd_cache_info(args: CacheInfoArgs) -> None:
 ROLE_CHOICES = ("question", "step", "answer")
 
 
-def _role_filter(role: str | None):
+def _row_filter(role: str | None, variant: str | None):
+    """The cache filter for --role and --variant (None: every row)."""
+    from experiments.cache_set import TEXT_VARIANTS
     from experiments.tasks import ROLES
 
-    if role is None:
-        return None
-    if role not in ROLE_CHOICES:
-        raise ValueError(f"--role must be one of {list(ROLE_CHOICES)}, got {role!r}")
-    return {"role": ROLES.index(role)}
+    where = {}
+    if role is not None:
+        if role not in ROLE_CHOICES:
+            raise ValueError(f"--role must be one of {list(ROLE_CHOICES)}, got {role!r}")
+        where["role"] = ROLES.index(role)
+    if variant is not None:
+        if variant not in TEXT_VARIANTS:
+            raise ValueError(f"--variant must be one of {list(TEXT_VARIANTS)}, got {variant!r}")
+        where["variant"] = TEXT_VARIANTS.index(variant)
+    return where or None
 
 
 @dataclass
@@ -161,12 +168,15 @@ class TrainSAEArgs:
     hook: str
     """The hook to train on (e.g. blocks.1.hook_resid_post); `saelab cache-info` lists a cache's hooks."""
     out: str
-    """Output folder (an interrupted run with the same settings resumes from its checkpoints)."""
+    """Output folder (an interrupted SAE run with the same settings resumes from its checkpoints)."""
     role: str | None = None
     """Train on tokens of one role only: question, step or answer (default: all tokens)."""
+    variant: str | None = None
+    """Train on one text variant of the cached token set only: gold, paraphrase or corrupt."""
     crosscoder_with: str | None = None
     """A second, token-aligned cache (the fine-tuned model's): train a BatchTopK crosscoder on
-    the pair instead of an SAE (uses --k, --expansion, --lr, --steps, --batch_size, --seed)."""
+    the pair instead of an SAE (uses --k, --expansion, --lr, --steps, --batch_size,
+    --buffer_rows, --norm_batches, --seed, --device; it has no checkpoints)."""
     sae: SAETrainConfig = field(default_factory=SAETrainConfig)
     """SAE training settings."""
 
@@ -176,11 +186,17 @@ def cmd_train_sae(args: TrainSAEArgs) -> None:
 
     from sae.train import train_sae
 
-    where = _role_filter(args.role)
+    where = _row_filter(args.role, args.variant)
     if args.crosscoder_with:
         from sae.crosscoder import CrosscoderConfig, train_crosscoder
 
         c = args.sae
+        default = SAETrainConfig()
+        ignored = [f"--{n}" for n in ("architecture", "sparsity_coefficient", "options", "checkpoints")
+                   if getattr(c, n) != getattr(default, n)]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)} do not apply to a crosscoder (BatchTopK, no checkpoints); "
+                             "leave them out with --crosscoder_with")
         ccfg = CrosscoderConfig(expansion=c.expansion, k=c.k, lr=c.lr, steps=c.steps, batch_size=c.batch_size,
                                 buffer_rows=c.buffer_rows, norm_batches=c.norm_batches, seed=c.seed, device=c.device)
         metrics = train_crosscoder(args.cache, args.crosscoder_with, args.hook, ccfg, args.out, where=where)
@@ -209,6 +225,8 @@ class EvalSAEArgs:
     """The hook to read (default: the one the SAE was trained on)."""
     role: str | None = None
     """Only tokens of one role: question, step or answer (default: all tokens)."""
+    variant: str | None = None
+    """Only one text variant of the cached token set: gold, paraphrase or corrupt."""
     max_rows: int | None = None
     """Evaluate on at most this many rows (default: all)."""
     model: str | None = None
@@ -243,7 +261,8 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
         raise ValueError(f"hook {hook!r} is not in the cache {args.cache}; it holds {hooks}")
     check_fits(sae, d_model, hook)
     result = {"sae": args.sae or f"{args.release}/{args.sae_id}", "cache": args.cache, "hook": hook, "role": args.role,
-              "reconstruction": evaluate_on_cache(sae, args.cache, hook, where=_role_filter(args.role),
+              "variant": args.variant,
+              "reconstruction": evaluate_on_cache(sae, args.cache, hook, where=_row_filter(args.role, args.variant),
                                                   max_rows=args.max_rows)}
     if args.model:
         from activations.models import load_bridge

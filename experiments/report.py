@@ -205,7 +205,11 @@ def _sae_section(sae: dict) -> list[str]:
                   [[s] + [_f(row[c]["explained_variance"]) for c in cols] for s, row in sae["transfer"].items()]) + [""]
     if sae["crosscoders"]:
         out += ["Crosscoders (base x variant), latents by relative decoder norm:", ""]
-        out += _table(["pair", "base-only", "shared", "fine-tuned-only", "dead", "train explained var."],
-                      [[f"base x {v}"] + [str(c["counts"][k]) for k in ("base_only", "shared", "finetuned_only", "dead")]
-                       + [_f(c["train"]["train_explained_variance"])] for v, c in sae["crosscoders"].items()]) + [""]
+        rows = []
+        for v, c in sae["crosscoders"].items():
+            h = c["heldout"]
+            rows.append([f"base x {v}"] + [str(c["counts"][k]) for k in ("base_only", "shared", "finetuned_only", "dead")]
+                        + [_f(h["l0"], 1), _f(h["explained_variance_base"]), _f(h[f"explained_variance_{v}"])])
+        out += _table(["pair", "base-only", "shared", "fine-tuned-only", "dead", "L0", "explained var. base",
+                       "explained var. variant"], rows) + [""]
     return out

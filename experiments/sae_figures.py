@@ -112,4 +112,5 @@ def sae_summary(ev: dict) -> dict:
                          "heldout": recon(r["heldout"]), "spliced": r.get("spliced")} for m, r in ev["saes"].items()},
             "frontier": {a: recon(r["heldout"]) for a, r in ev["frontier"].items()},
             "transfer": {s: {c: recon(v) for c, v in row.items()} for s, row in ev["transfer"].items()},
-            "crosscoders": {v: {"counts": c["counts"], "train": c["train"]} for v, c in ev["crosscoders"].items()}}
+            "crosscoders": {v: {k: c[k] for k in ("counts", "train", "heldout", "warning") if k in c}
+                            for v, c in ev["crosscoders"].items()}}

@@ -66,8 +66,10 @@ class SAEStageConfig:
     """The hook every SAE reads (must be in the caches)."""
     train: SAETrainConfig = field(default_factory=lambda: SAETrainConfig(architecture="topk", expansion=4, k=16,
                                                                           lr=1e-3, steps=100, batch_size=4096,
-                                                                          buffer_rows=65_536, norm_batches=5))
-    """Training of each model's SAE (and of the frontier's, with their architecture)."""
+                                                                          buffer_rows=65_536, norm_batches=5,
+                                                                          checkpoints=0))
+    """Training of each model's SAE (and of the frontier's, with their architecture). The
+    stage writes into a temporary folder, so checkpoints could not be resumed from: keep 0."""
     frontier: list[FrontierPoint] = field(default_factory=lambda: [FrontierPoint(a) for a in (
         "standard", "batchtopk", "jumprelu", "gated", "matryoshka_batchtopk")])
     """More SAEs of the base model (architecture and sparsity each) for the L0-vs-explained-
@@ -124,7 +126,7 @@ def run_sae_suite(run: Path, models: list[str], cfg: SAEStageConfig, device: str
 
     from activations.cache import open_paired
     from activations.models import load_bridge
-    from sae.crosscoder import load_crosscoder, train_crosscoder
+    from sae.crosscoder import crosscoder_metrics, load_crosscoder, train_crosscoder
     from sae.diff import diff_table
     from sae.evaluate import evaluate_on_cache, spliced_loss
     from sae.load import load_sae_folder
@@ -154,9 +156,9 @@ def run_sae_suite(run: Path, models: list[str], cfg: SAEStageConfig, device: str
     for name in models:  # same seed, same token-aligned rows: paired SAEs
         result["saes"][name] = trained(name, caches[name], tcfg, out / name)
     for p in cfg.frontier:
-        c = dataclasses.replace(tcfg, architecture=p.architecture, k=p.k or tcfg.k,
-                                sparsity_coefficient=p.sparsity_coefficient or tcfg.sparsity_coefficient,
-                                options=p.options)
+        c = dataclasses.replace(tcfg, architecture=p.architecture, k=tcfg.k if p.k is None else p.k,
+                                sparsity_coefficient=tcfg.sparsity_coefficient if p.sparsity_coefficient is None
+                                else p.sparsity_coefficient, options=p.options)
         result["frontier"][p.name] = trained(f"base/{p.name}", caches[models[0]], c, out / "frontier" / p.name)
     uses_k = "topk" in tcfg.architecture
     own = FrontierPoint(tcfg.architecture, k=tcfg.k if uses_k else None,
@@ -182,10 +184,18 @@ def run_sae_suite(run: Path, models: list[str], cfg: SAEStageConfig, device: str
         m = train_crosscoder(caches[models[0]], caches[v], cfg.hook, ccfg, folder, (models[0], v), where=train)
         cc = load_crosscoder(folder, device)
         with open_paired(caches[models[0]], caches[v]) as pair:
-            table = diff_table(cc, lambda: (torch.stack(p, 1) for p in pair.batches(cfg.hook, 4096, held)))
+            def held_pairs():
+                return (torch.stack(p, 1) for p in pair.batches(cfg.hook, 4096, held))
+
+            table = diff_table(cc, held_pairs)
+            heldout = crosscoder_metrics(cc, held_pairs())
         (folder / "diff.json").write_text(json.dumps(table, indent=1))
-        result["crosscoders"][v] = {"train": m, "counts": table["counts"], "r": [x["r"] for x in table["latents"]],
-                                    "class": [x["class"] for x in table["latents"]]}
-        log(f"  crosscoder base x {v}: {table['counts']} ({time.perf_counter() - t0:.1f} s)")
+        result["crosscoders"][v] = {"train": m, "heldout": heldout, "counts": table["counts"],
+                                    "r": [x["r"] for x in table["latents"]], "class": [x["class"] for x in table["latents"]]}
+        if not ccfg.k / 1.5 <= heldout["l0"] <= ccfg.k * 1.5:
+            result["crosscoders"][v]["warning"] = f"held-out L0 {heldout['l0']:.1f} is off k={ccfg.k} by more than 1.5x"
+        log(f"  crosscoder base x {v}: held-out L0 {heldout['l0']:.1f}, explained variance "
+            + ", ".join(f"{heldout[f'explained_variance_{n}']:.3f}" for n in cc.models)
+            + f"; {table['counts']} ({time.perf_counter() - t0:.1f} s)")
     (out / "eval.json").write_text(json.dumps(result, indent=1))
     return result

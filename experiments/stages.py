@@ -179,7 +179,7 @@ STAGES = [
     Stage("cache", ("task", "cache"), _model_files, _cache_files, run_cache,
           code=("activations.cache", "experiments.cache_set", "experiments.caching", "experiments.tasks")),
     Stage("sae", ("sae",), _cache_files, _sae_files, run_sae,
-          code=("sae", "experiments.sae_suite", "activations.cache")),
+          code=("sae", "experiments.sae_suite", "activations.cache", "activations.models", "experiments.tasks")),
     Stage("figures", ("behavior", "sae"), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"],
           _figure_files, run_figures, code=("experiments.figures", "experiments.sae_figures", "experiments.stages")),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + _cache_files(run, cfg) + [

@@ -10,8 +10,11 @@ with s_m the per-model normalisation (SAELens' rule: sqrt(d_in) / E||x_m||), kep
 buffer rather than folded. Latents are chosen by f_j * sum_m ||W_dec[j, m]||, so a latent
 cannot win by shrinking its decoders, and BatchTopK keeps the k * B largest over the batch
 (Minder et al. 2025: L1 crosscoders invent fine-tuned-only latents that BatchTopK mostly
-does not). At inference a token keeps the latents above `threshold`, the running mean of
-the smallest score BatchTopK kept during training (Bussmann et al. 2024).
+does not). At inference a token keeps the latents above `threshold`: the smallest score
+BatchTopK keeps, averaged over `threshold_batches` batches after training (Bussmann et al.
+2024 keep a running mean during training; after short runs that mean still weighs the
+first steps' small scores and the inference L0 came out 2x k, so it is calibrated on the
+final weights instead).
 
 Saved self-describing like SAELens' format: `cfg.json` + `crosscoder_weights.safetensors`,
 plus `train_config.json` and `metrics.json`.
@@ -53,15 +56,15 @@ class CrosscoderConfig:
     """Shuffle buffer of the paired cache reader."""
     norm_batches: int = 20
     """Batches used to estimate each model's normalisation."""
-    threshold_momentum: float = 0.99
-    """EMA momentum of the inference threshold."""
+    threshold_batches: int = 10
+    """Batches of training rows that calibrate the inference threshold after training."""
     seed: int = 0
     """Seeds the initialisation and the data order."""
     device: str = "cpu"
     """Torch device."""
 
     def __post_init__(self):
-        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches"):
+        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches", "threshold_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"crosscoder {name} must be >= 1, got {getattr(self, name)}")
 
@@ -135,7 +138,6 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
     cc = Crosscoder(d_in, cfg.expansion * d_in, cfg.k, len(models), models).to(cfg.device)
     cc.scale.copy_(_estimate_scale(batches, cfg.norm_batches, d_in).to(cfg.device))
     opt = torch.optim.Adam(cc.parameters(), lr=cfg.lr)
-    threshold = None
     tail = max(1, cfg.steps // 10)
     sse = sst = l0 = 0.0
     fired = torch.zeros(cc.d_sae, dtype=torch.bool, device=cfg.device)
@@ -152,10 +154,6 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
         loss.backward()
         opt.step()
         with torch.no_grad():
-            kept = score[keep]
-            if len(kept):
-                low = kept.min()
-                threshold = low if threshold is None else cfg.threshold_momentum * threshold + (1 - cfg.threshold_momentum) * low
             if step >= cfg.steps - tail:
                 sse += (xs - xs_hat).pow(2).sum().item()
                 sst += (xs - xs.mean(0)).pow(2).sum().item()
@@ -165,9 +163,47 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
             ev = 1 - (xs - xs_hat).pow(2).sum() / (xs - xs.mean(0)).pow(2).sum()
             bar.set_postfix(loss=f"{loss.item():.4g}", l0=f"{(f > 0).float().sum(-1).mean().item():.1f}",
                             ev=f"{ev.item():.3f}", refresh=False)
-    cc.threshold.fill_(float(threshold) if threshold is not None else 0.0)
+    cc.threshold.fill_(calibrate_threshold(cc, (next(batches).to(cfg.device) for _ in range(cfg.threshold_batches))))
     return cc, {"train_explained_variance": 1 - sse / sst, "train_l0": l0,
                 "train_dead_fraction": (~fired).float().mean().item()}
+
+
+@torch.no_grad()
+def calibrate_threshold(cc: Crosscoder, batches) -> float:
+    """Mean over batches of the smallest score BatchTopK keeps: with it, a token's inference
+    L0 is k on average over rows like these."""
+    lows = []
+    for x in batches:
+        _, score = cc.scores(x)
+        kept = score[cc.select(score, batch_topk=True)]
+        if len(kept):
+            lows.append(kept.min().item())
+    return sum(lows) / len(lows) if lows else 0.0
+
+
+@torch.no_grad()
+def crosscoder_metrics(cc: Crosscoder, batches) -> dict:
+    """Inference-mode (threshold) L0 and explained variance per model, over batches of raw
+    paired rows (B, n_models, d_in)."""
+    n, l0 = 0, 0.0
+    sse = torch.zeros(cc.n_models, dtype=torch.float64)           # sum ||x_m - x_hat_m||^2
+    s1 = torch.zeros(cc.n_models, cc.d_in, dtype=torch.float64)   # sum x_m
+    s2 = torch.zeros(cc.n_models, dtype=torch.float64)            # sum ||x_m||^2
+    for x in batches:
+        x = x.to(cc.W_dec.device)
+        f = cc.encode(x)
+        err = (x - cc.decode(f)).double()
+        n += len(x)
+        l0 += (f > 0).double().sum().item()
+        sse += err.pow(2).sum((0, 2)).cpu()
+        s1 += x.double().sum(0).cpu()
+        s2 += x.double().pow(2).sum((0, 2)).cpu()
+    if not n:
+        raise ValueError("no rows to evaluate the crosscoder on (check the filter)")
+    sst = s2 - s1.pow(2).sum(-1) / n
+    out = {"n": n, "l0": l0 / n}
+    out |= {f"explained_variance_{m}": float(1 - sse[i] / sst[i]) for i, m in enumerate(cc.models)}
+    return out
 
 
 def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: str, cfg: CrosscoderConfig,

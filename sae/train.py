@@ -98,18 +98,21 @@ def _run_key(cache_path, hook: str, cfg: SAETrainConfig, where) -> dict:
 
 
 def _latest_checkpoint(ckpt: Path, key: dict) -> Path | None:
-    """The newest complete checkpoint of this run, or None; checkpoints of another run
-    (config, hook or cache changed) are removed."""
+    """The newest complete checkpoint of this run, or None; refuses checkpoints of another
+    run (config, hook, filter or cache changed) rather than deleting someone's work."""
     if not ckpt.exists():
         return None
     try:
-        same = json.loads((ckpt / "run.json").read_text()) == key
+        saved = json.loads((ckpt / "run.json").read_text())
     except (OSError, ValueError):
-        same = False
-    if not same:
-        print(f"removing checkpoints of another config or cache: {ckpt}", file=sys.stderr)
-        shutil.rmtree(ckpt)
-        return None
+        saved = {}
+    if saved != key:
+        flat = lambda d: {f"{k}.{kk}": vv for k, v in d.items() for kk, vv in  # noqa: E731
+                          (v.items() if isinstance(v, dict) else [("", v)])}
+        a, b = flat(saved), flat(key)
+        differ = sorted(k.rstrip(".") for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["run.json unreadable"]
+        raise ValueError(f"{ckpt} holds checkpoints of another run (differs in {', '.join(differ)}); "
+                         "train with those settings to resume, or delete the folder to start afresh")
     done = [d for d in ckpt.iterdir() if d.is_dir() and d.name.isdigit() and (d / "complete").exists()]
     return max(done, key=lambda d: int(d.name), default=None)
 
@@ -121,6 +124,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
     from sae_lens import SAE
     from sae_lens.config import SAETrainerConfig
 
+    cfg.check()
     out = Path(out)
     ckpt = checkpoint_dir(out)
     with open_cache(cache_path) as cache:
@@ -147,6 +151,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
             sae.load_weights_from_checkpoint(resume)
             # SAELens checkpoints before counting the step it has just taken.
             trainer.n_training_steps = trainer.n_training_samples // cfg.batch_size
+            trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
             # The same data order as an uninterrupted run: skip the normalisation batches
             # and every batch already trained on.
             for _ in range(cfg.norm_batches + trainer.n_training_steps):

@@ -2,6 +2,7 @@
 saves in SAELens' format and loads back with SAELens; seeded; exported L0 is checked."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -264,16 +265,23 @@ def test_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_run(cac
     assert not (tmp_path / "r").exists()
     assert sorted(int(d.name) for d in (tmp_path / "r.checkpoints").iterdir() if d.is_dir()) == [16 * 128, 31 * 128]
     monkeypatch.setattr(train, "_trainer_class", real)
+    written = []
+    monkeypatch.setattr(train.shutil, "rmtree", lambda p, **kw: written.extend(
+        sorted(int(d.name) for d in Path(p).iterdir() if d.is_dir())) if str(p).endswith("checkpoints") else None)
     resumed = train_sae(cache, HOOK, cfg, tmp_path / "r")
+    monkeypatch.undo()
+    assert written == [16 * 128, 31 * 128, 46 * 128]  # the passed checkpoints are not written again
     assert resumed["resumed_from_step"] == 31
     a, b = SAE.load_from_disk(str(tmp_path / "whole")), SAE.load_from_disk(str(tmp_path / "r"))
     for name, p in a.state_dict().items():
         assert torch.allclose(p, b.state_dict()[name], atol=1e-6), name
     assert resumed["train_fvu"] == pytest.approx(whole["train_fvu"], abs=1e-6)
 
-    # checkpoints of another config are not resumed from
+    # checkpoints of another config are refused, naming what differs, and kept
     monkeypatch.setattr(train, "_trainer_class", dies_at_step_40)
     with pytest.raises(KeyboardInterrupt):
         train_sae(cache, HOOK, cfg, tmp_path / "s")
     monkeypatch.setattr(train, "_trainer_class", real)
-    assert "resumed_from_step" not in train_sae(cache, HOOK, small(steps=60, checkpoints=3, lr=1e-3), tmp_path / "s")
+    with pytest.raises(ValueError, match=r"s.checkpoints holds checkpoints of another run \(differs in config.lr\)"):
+        train_sae(cache, HOOK, small(steps=60, checkpoints=3, lr=1e-3), tmp_path / "s")
+    assert (tmp_path / "s.checkpoints").is_dir()

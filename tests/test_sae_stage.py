@@ -44,10 +44,17 @@ def test_sae_stage_outputs_metrics_figures_and_report(quick_run):
     assert set(ev["frontier"]) == {p.name for p in cfg.sae.frontier} | {"topk-k8 (base SAE)"}
     # the crosscoder: counts add up to its width, and diff.json has every latent
     cc = load_crosscoder(run / "saes" / "crosscoder-sft-noisy-trace")
-    counts = ev["crosscoders"]["sft-noisy-trace"]["counts"]
-    assert sum(counts.values()) == cc.d_sae == 4 * 64 and cc.models == ["base", "sft-noisy-trace"]
+    assert cc.d_sae == 4 * 64 and cc.models == ["base", "sft-noisy-trace"]
     diff = json.loads((run / "saes" / "crosscoder-sft-noisy-trace" / "diff.json").read_text())
-    assert len(diff["latents"]) == cc.d_sae and diff["counts"] == counts
+    norms = cc.decoder_norms().detach()
+    for lat in diff["latents"]:  # r from the saved decoders; the class from r and the firing rate
+        r = (norms[lat["latent"], 1] / norms[lat["latent"]].sum()).item()
+        assert lat["r"] == pytest.approx(r, abs=1e-6)
+        want = "dead" if lat["rate"] == 0 else "base_only" if r < 0.1 else "finetuned_only" if r > 0.9 else "shared"
+        assert lat["class"] == want
+    cross = ev["crosscoders"]["sft-noisy-trace"]
+    assert cfg.sae.crosscoder.k / 1.5 <= cross["heldout"]["l0"] <= cfg.sae.crosscoder.k * 1.5  # calibrated threshold
+    assert cross["heldout"]["n"] == with_heldout
     md = (run / "report.md").read_text()
     report = json.loads((run / "report.json").read_text())
     assert "## SAEs" in md and "| SAE \\ activations |" in md and "| base x sft-noisy-trace |" in md
@@ -79,11 +86,12 @@ def test_train_and_eval_sae_commands(quick_run, tmp_path, capsys):
     sae = SAE.load_from_disk(str(tmp_path / "s"))
     assert sae.cfg.d_sae == 128 and sae.cfg.metadata.hook_name == HOOK
     capsys.readouterr()
-    assert main(["eval-sae", "--cache", ft, "--sae", str(tmp_path / "s"), "--role", "answer", "--model",
+    assert main(["eval-sae", "--cache", ft, "--sae", str(tmp_path / "s"), "--role", "answer", "--variant", "gold", "--model",
                  str(run / "models" / "sft-direct"), "--max_sequences", "8", "--out", str(tmp_path / "e.json")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "e.json").read_text())
-    assert printed["reconstruction"] == evaluate_on_cache(sae, ft, HOOK, where={"role": 2})
+    assert printed["reconstruction"] == evaluate_on_cache(sae, ft, HOOK, where={"role": 2, "variant": 0})
+    assert printed["reconstruction"]["n"] < evaluate_on_cache(sae, ft, HOOK, where={"role": 2})["n"]
     assert printed["reconstruction"]["l0"] == 4.0 and printed["spliced"]["step"]["n"] > 0
     # a crosscoder on the pair
     assert main(["train-sae", "--cache", base, "--crosscoder_with", ft, "--hook", HOOK, "--out", str(tmp_path / "cc"),
@@ -91,6 +99,10 @@ def test_train_and_eval_sae_commands(quick_run, tmp_path, capsys):
                  "--expansion", "2", "--k", "4"]) == 0
     cc = load_crosscoder(tmp_path / "cc")
     assert cc.d_sae == 128 and cc.metadata["hook_name"] == HOOK
+    capsys.readouterr()
+    assert main(["train-sae", "--cache", base, "--crosscoder_with", ft, "--hook", HOOK, "--out", str(tmp_path / "c2"),
+                 "--architecture", "standard"]) == 2
+    assert "--architecture do not apply to a crosscoder" in capsys.readouterr().err
     assert torch.isfinite(cc(torch.zeros(3, 2, 64))).all()
 
 
@@ -103,6 +115,7 @@ def test_train_and_eval_sae_commands(quick_run, tmp_path, capsys):
     (["--sae", "{tmp}/wide", "--hook", HOOK], "the SAE reads d_in=16 but the activations have d_model=64"),
     (["--sae", "{tmp}/wide"], "the SAE does not say which hook it reads; give --hook"),
     (["--release", "no-such-release", "--sae_id", "x", "--sae", None], "unknown SAELens release 'no-such-release'"),
+    (["--variant", "noisy"], "--variant must be one of ['gold', 'paraphrase', 'corrupt'], got 'noisy'"),
 ])
 def test_eval_sae_bad_inputs_are_one_line_errors(quick_run, tmp_path, capsys, args, msg):
     from sae_lens import StandardSAE, StandardSAEConfig
