@@ -19,3 +19,19 @@ def save_tiny_model(path, seed: int = 0, **overrides) -> str:
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def plus_minus_sae(d: int, keep: int):
+    """A hand-built standard SAE: latents +e_i and -e_i for the first `keep` dimensions, so it
+    reconstructs exactly the part of x in those dimensions and nothing else."""
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * keep))
+    eye = torch.eye(d)[:, :keep]                       # (d, keep)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))     # (d, 2 keep)
+        sae.W_dec.copy_(torch.cat([eye, -eye], 1).T)   # (2 keep, d)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae

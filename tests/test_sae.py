@@ -14,7 +14,7 @@ from experiments.cache_set import CacheSetConfig, token_set
 from experiments.organisms.tokenizer import build_tokenizer
 from experiments.tasks import ArithmeticTask
 from sae.train import SAETrainConfig, train_sae
-from tests.helpers import save_tiny_model
+from tests.helpers import plus_minus_sae, save_tiny_model
 
 HOOK = "blocks.1.hook_resid_post"
 ARCHS = ["standard", "topk", "batchtopk", "jumprelu", "gated", "matryoshka_batchtopk"]
@@ -134,28 +134,13 @@ def test_bad_sae_folders_and_releases_fail_at_once(tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < 5
 
 
-def _plus_minus_sae(d: int, keep: int):
-    """A hand-built standard SAE: latents +e_i and -e_i for the first `keep` dimensions, so it
-    reconstructs exactly the part of x in those dimensions and nothing else."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * keep))
-    eye = torch.eye(d)[:, :keep]                       # (d, keep)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], 1))     # (d, 2 keep)
-        sae.W_dec.copy_(torch.cat([eye, -eye], 1).T)   # (2 keep, d)
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae
-
-
 def test_reconstruction_and_transfer_metrics_by_hand():
     from sae.evaluate import reconstruction_metrics
 
     g = torch.Generator().manual_seed(0)
     own = torch.cat([torch.randn(1000, 4, generator=g), torch.zeros(1000, 4)], 1)  # lives in dims 0..3
     rotated = own[:, [4, 5, 6, 7, 0, 1, 2, 3]]                                      # the same, in dims 4..7
-    sae = _plus_minus_sae(8, 4)
+    sae = plus_minus_sae(8, 4)
     m = reconstruction_metrics(sae, own.split(300))
     assert m["n"] == 1000 and m["explained_variance"] == pytest.approx(1.0) and m["mse"] == pytest.approx(0.0)
     assert m["cosine"] == pytest.approx(1.0) and m["l0"] == pytest.approx(4.0)  # one of +-e_i per dimension
@@ -222,7 +207,7 @@ def test_spliced_loss_of_a_perfect_and_of_a_zero_sae(cache):
     bridge = load_bridge(str(cache.parent / "m"))
     ids, labels = token_set(ArithmeticTask(), build_tokenizer(), CacheSetConfig(ks=[2], n_per_k=12), seed=3)
     step = {"step": [lab == 1 for lab in labels["role"]]}
-    perfect = _plus_minus_sae(32, 32)  # reconstructs every activation exactly
+    perfect = plus_minus_sae(32, 32)  # reconstructs every activation exactly
     r = spliced_loss(perfect, bridge, HOOK, ids, step, batch_size=5)
     n_all = sum(len(x) - 1 for x in ids)
     n_step = sum(int(np.asarray(m)[:-1].sum()) for m in step["step"])
@@ -230,7 +215,7 @@ def test_spliced_loss_of_a_perfect_and_of_a_zero_sae(cache):
     for m in ("all", "step"):
         assert r[m]["ce_sae"] == pytest.approx(r[m]["ce_clean"], abs=1e-4)
         assert r[m]["kl_sae"] == pytest.approx(0.0, abs=1e-5) and r[m]["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
-    zero = _plus_minus_sae(32, 32)
+    zero = plus_minus_sae(32, 32)
     with torch.no_grad():
         zero.W_dec.zero_()  # decodes everything to 0: the same as zero-ablation
     z = spliced_loss(zero, bridge, HOOK, ids, step, batch_size=5)
