@@ -195,6 +195,19 @@ def draw_all(results: dict, out: Path, n_steps: int) -> list[Path]:
     return written
 
 
+def annotated_heatmap(ax, m, xlabels: list[str], ylabels: list[str], vmin: float = 0.0, vmax: float = 1.0,
+                      fontsize: int = 7, **xtick) -> None:
+    """A matrix with each cell's value written in it, and a colour bar."""
+    im = ax.imshow(m, vmin=vmin, vmax=vmax, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(xlabels)), xlabels, fontsize=8, **xtick)
+    ax.set_yticks(range(len(ylabels)), ylabels, fontsize=7)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if m[i, j] < (vmin + vmax) / 2 else "black")
+    plt.colorbar(im, ax=ax, fraction=0.046)
+
+
 def save_figure(fig, data: dict, out: Path, name: str) -> list[Path]:
     """NAME.png and, beside it, NAME.json with the numbers it draws."""
     fig.tight_layout()

@@ -21,6 +21,11 @@ FIGURE_CAPTIONS = {
     "sae_transfer": "Each model's SAE on every model's held-out activations of the same tokens (Kissane et al. 2024).",
     "crosscoder_r": "Crosscoder latents by relative decoder norm r; dashed: the base-only (< 0.1) and "
                     "fine-tuned-only (> 0.9) thresholds.",
+    "patching": "The variant run with the base's activation at one site (component@layer) and position role; "
+                "held-out follow rate and accuracy. Where one site restores both, fine-tuning changed the computation there.",
+    "steering": "Gap recovered by each intervention at the answer position (solid) and its control (dashed: random "
+                "latents of matched firing frequency, a random direction of the same norm); dotted: the patching oracle.",
+    "reason_latents": "The ten highest ReasonScores of each model's SAE.",
 }
 
 
@@ -143,6 +148,8 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
         out += _table(["model", "path", "sequences", "rows (tokens)", "hooks", "dtype", "MiB"], rows) + [""]
     if report.get("sae"):
         out += _sae_section(report["sae"])
+    if report.get("elicitation"):
+        out += _elicit_section(report["elicitation"])
     out += ["## Figures", ""]
     for name in figures:
         out += [f"![{name}](figures/{name}.png)", "", FIGURE_CAPTIONS.get(name, ""), ""]
@@ -212,4 +219,60 @@ def _sae_section(sae: dict) -> list[str]:
                         + [_f(h["l0"], 1), _f(h["explained_variance_base"]), _f(h[f"explained_variance_{v}"])])
         out += _table(["pair", "base-only", "shared", "fine-tuned-only", "dead", "L0", "explained var. base",
                        "explained var. variant"], rows) + [""]
+    return out
+
+
+def _gap(g: dict) -> str:
+    if g.get("value") is None:  # base and variant agree: show what steering did to the rate itself
+        return "-" if g.get("steered") is None else f"no gap; {g['steered']:.2f}"
+    lo, hi = g["ci95"]
+    return f"{100 * g['value']:+.0f}% [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+
+
+INTERVENTION_NAMES = {
+    "ablate_grown_latents": "ablate the latents that grew most at the answer position",
+    "ablate_random_latents": "control: ablate random latents (matched firing frequency)",
+    "mean_difference": "add the difference of means (base - variant) x alpha",
+    "random_direction": "control: add a random direction of the same norm x alpha",
+    "base_sae_reconstruction": "replace the activation by the base SAE's reconstruction (drop its error)",
+    "patching_oracle": "oracle: patch in the base's activation",
+}
+
+
+def _elicit_section(el: dict) -> list[str]:
+    out = ["## Eliciting the reasoning back (steering)", ""]
+    for v, r in el["variants"].items():
+        ref = r["reference"]
+        sets = list(ref["base"])
+        out += [f"`{v}` steered at the answer position; gap recovered = (m_steered - m_{v}) / (m_base - m_{v}) "
+                "with the steered rate's 95% interval. Base / variant: " + "; ".join(
+                    f"{s}: accuracy {ref['base'][s]['accuracy']['value']:.2f} / {ref['variant'][s]['accuracy']['value']:.2f}, "
+                    f"follow {ref['base'][s]['follow']['value']:.2f} / {ref['variant'][s]['follow']['value']:.2f}"
+                    for s in sets) + ".", ""]
+        head = ["intervention", "best strength"] + [f"{m} {s}" for s in sets for m in ("follow", "accuracy")]
+        rows = [[INTERVENTION_NAMES.get(name, name), "-" if b["strength"] is None else str(b["strength"])]
+                + [_gap(b["gap_recovered"][s][m]) for s in sets for m in ("follow", "accuracy")]
+                for name, b in r["best"].items()]
+        out += _table(head, rows) + [""]
+        best = {n: b["gap_recovered"]["heldout"]["follow"]["value"] for n, b in r["best"].items()}
+        steer = max((best[n] or 0) for n in ("ablate_grown_latents", "mean_difference", "base_sae_reconstruction")
+                    if n in best)
+        control = max((best[n] or 0) for n in ("ablate_random_latents", "random_direction") if n in best)
+        oracle = best.get("patching_oracle") or 0
+        out += [f"**What this shows**: the best steering recovers {100 * steer:.0f}% of the held-out follow gap "
+                f"(controls: {100 * control:.0f}%), while patching the base's activation at the same site recovers "
+                f"{100 * oracle:.0f}%. " + (
+                    "The capability is there (the oracle restores it) but these latent interventions do not "
+                    "elicit it: a negative result for steering, not for latency." if oracle - steer > 0.5 else
+                    "Steering the latents recovers most of what the oracle does."), ""]
+    val = el.get("validation")
+    if val:
+        out += ["Causal validation in the base: ablating its top ReasonScore latents (all positions, SAE error kept) "
+                "against as many random latents of matched firing frequency:", ""]
+        rows = [[str(r["n"]), f"{r['ablate_reason']['heldout']['accuracy']['value']:.2f}",
+                 f"{r['ablate_random']['heldout']['accuracy']['value']:.2f}",
+                 f"{r['ablate_reason']['heldout']['follow']['value']:.2f}",
+                 f"{r['ablate_random']['heldout']['follow']['value']:.2f}"] for r in val["rows"]]
+        out += _table(["latents", "accuracy (reason)", "accuracy (random)", "follow (reason)", "follow (random)"],
+                      rows) + [""]
     return out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
+from experiments.elicit import ElicitConfig
 from experiments.config import from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
 from experiments.sae_suite import SAEStageConfig
@@ -33,6 +34,8 @@ class RunConfig:
     """The activation caches of every model (same tokens for all: base/fine-tuned pairs)."""
     sae: SAEStageConfig = field(default_factory=SAEStageConfig)
     """SAEs of every model at one hook, the architecture frontier, crosscoders."""
+    features: ElicitConfig = field(default_factory=ElicitConfig)
+    """Latent scores, activation patching and the steering sweep (stages features, steer)."""
 
     def __post_init__(self):
         import torch
@@ -57,6 +60,9 @@ class RunConfig:
         if bad:
             raise ValueError(f"sae.crosscoder_variants: {bad} are not fine-tuned variants of this run; "
                              f"use some of {names[1:]}")
+        bad = [v for v in self.features.variants if v not in names[1:]]
+        if bad:
+            raise ValueError(f"features.variants: {bad} are not fine-tuned variants of this run; use some of {names[1:]}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.figures import plt, save_figure
+from experiments.figures import annotated_heatmap, plt, save_figure
 
 RECON_KEYS = ("explained_variance", "mse", "cosine", "l0", "dead_fraction", "dense_fraction")
 
@@ -60,16 +60,9 @@ def _draw_frontier(d: dict, ax) -> None:
 
 def _draw_transfer(d: dict, ax) -> None:
     m = np.array(d["explained_variance"])
-    im = ax.imshow(m, vmin=min(0.0, float(m.min())), vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(d["activations"])), d["activations"], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(d["saes"])), d["saes"], fontsize=8)
+    annotated_heatmap(ax, m, d["activations"], d["saes"], vmin=min(0.0, float(m.min())), rotation=30, ha="right")
     ax.set_xlabel("activations of")
     ax.set_ylabel("SAE trained on")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if m[i, j] < 0.5 else "black")
-    plt.colorbar(im, ax=ax, fraction=0.046)
 
 
 def _draw_crosscoder(d: dict, ax) -> None:

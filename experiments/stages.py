@@ -4,6 +4,8 @@
     behavior    behavior/<name>.json              the behavioural suite on every model
     cache       activations/<name>/               residual streams of every model, same tokens
     sae         saes/                             SAEs, frontier, crosscoders, eval.json
+    features    features/<name>.json              latent scores, latent shifts, activation patching
+    steer       steering/<variant>.json           the steering sweep with controls; validation in the base
     figures     figures/<fig>.png + <fig>.json    drawn from behavior/*.json
     report      report.json, report.md            from behavior/, the caches' indexes and figures/*.json
 """
@@ -43,7 +45,22 @@ def _figure_files(run: Path, cfg: RunConfig) -> list[Path]:
     from experiments.figures import FIGURES
     from experiments.sae_figures import SAE_FIGURES
 
-    return [run / "figures" / f"{name}.{ext}" for name in [*FIGURES, *SAE_FIGURES] for ext in ("png", "json")]
+    return [run / "figures" / f"{name}.{ext}" for name in [*FIGURES, *SAE_FIGURES, *_elicit_figures(cfg)]
+            for ext in ("png", "json")]
+
+
+def _elicit_figures(cfg: RunConfig) -> list[str]:
+    """The features/steer figures this run draws (patching and steering need a steered variant)."""
+    from experiments.elicit_figures import ELICIT_FIGURES
+
+    return [n for n, spec in ELICIT_FIGURES.items() if cfg.features.variants or n == "reason_latents"]
+
+
+def load_elicit(run: Path, cfg: RunConfig) -> tuple[dict, dict, dict]:
+    features = {m: json.loads(p.read_text()) for m, p in zip(model_names(cfg), _feature_files(run, cfg))}
+    steering = {v: json.loads((run / "steering" / f"{v}.json").read_text()) for v in cfg.features.variants}
+    validation = json.loads((run / "steering" / "base-validation.json").read_text())
+    return features, steering, validation
 
 
 def load_behavior(run: Path, cfg: RunConfig) -> dict[str, dict]:
@@ -139,15 +156,47 @@ def load_sae_eval(run: Path) -> dict:
     return json.loads((run / "saes" / "eval.json").read_text())
 
 
+# ---- features and steering ----------------------------------------------------------------
+def _feature_files(run: Path, cfg: RunConfig) -> list[Path]:
+    return [run / "features" / f"{m}.json" for m in model_names(cfg)]
+
+
+def _steer_files(run: Path, cfg: RunConfig) -> list[Path]:
+    return [run / "steering" / f"{v}.json" for v in cfg.features.variants] + [run / "steering" / "base-validation.json"]
+
+
+def run_features(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.elicit import run_features as features
+    from experiments.tasks import ArithmeticTask
+
+    tmp = temp_dir(run / "features")
+    features(run, model_names(cfg), cfg.features, cfg.sae.hook, ArithmeticTask(cfg.task), cfg.seed, cfg.device, tmp,
+             log=lambda line: print(line, flush=True))
+    replace_dir(tmp, run / "features")
+
+
+def run_steer(run: Path, cfg: RunConfig, force: bool) -> None:
+    from experiments.elicit import run_steer as steer
+    from experiments.tasks import ArithmeticTask
+
+    tmp = temp_dir(run / "steering")
+    steer(run, cfg.features, cfg.sae.hook, ArithmeticTask(cfg.task), cfg.seed, cfg.device, tmp,
+          log=lambda line: print(line, flush=True))
+    replace_dir(tmp, run / "steering")
+
+
 # ---- figures ----------------------------------------------------------------------------
 def run_figures(run: Path, cfg: RunConfig, force: bool) -> None:
     from experiments.figures import draw_all
 
+    from experiments.elicit_figures import draw_elicit_figures
     from experiments.sae_figures import draw_sae_figures
 
     tmp = temp_dir(run / "figures")
     draw_all(load_behavior(run, cfg), tmp, n_steps=cfg.behavior.faithfulness_ks[0])
     draw_sae_figures(load_sae_eval(run), tmp)
+    features, steering, _ = load_elicit(run, cfg)
+    draw_elicit_figures(features, steering, tmp)
     replace_dir(tmp, run / "figures")
 
 
@@ -156,13 +205,15 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
     from experiments.config import fingerprint, to_dict
     from experiments.figures import FIGURES
     from experiments.report import build_report, render_markdown
+    from experiments.elicit_figures import elicit_summary
     from experiments.sae_figures import SAE_FIGURES, sae_summary
 
     report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
                           {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
     report["cache"] = cache_sizes(run, cfg)
     report["sae"] = sae_summary(load_sae_eval(run))
-    md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES) + list(SAE_FIGURES),
+    report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
+    md = render_markdown(report, f"saelab report: {run.name}", list(FIGURES) + list(SAE_FIGURES) + _elicit_figures(cfg),
                          {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
     text = json.dumps(report, indent=1)  # both rendered before either is written
     write_atomic(run / "report.json", text)
@@ -180,10 +231,18 @@ STAGES = [
           code=("activations.cache", "experiments.cache_set", "experiments.caching", "experiments.tasks")),
     Stage("sae", ("sae",), _cache_files, _sae_files, run_sae,
           code=("sae", "experiments.sae_suite", "activations.cache", "activations.models", "experiments.tasks")),
-    Stage("figures", ("behavior", "sae"), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"],
-          _figure_files, run_figures, code=("experiments.figures", "experiments.sae_figures", "experiments.stages")),
+    Stage("features", ("task", "sae", "features"), lambda run, cfg: _model_files(run, cfg) + _sae_files(run, cfg),
+          _feature_files, run_features, code=("features", "experiments.elicit", "experiments.probe_items",
+                                              "experiments.tasks", "experiments.behavior", "sae", "activations")),
+    Stage("steer", ("task", "sae", "features"), _feature_files, _steer_files, run_steer,
+          code=("features", "experiments.elicit", "experiments.probe_items", "experiments.tasks",
+                "experiments.behavior", "sae", "activations")),
+    Stage("figures", ("behavior", "sae", "features"), lambda run, cfg: _behavior_files(run, cfg) + [
+        run / "saes" / "eval.json"] + _feature_files(run, cfg) + _steer_files(run, cfg), _figure_files, run_figures,
+        code=("experiments.figures", "experiments.sae_figures", "experiments.elicit_figures", "experiments.stages")),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + _cache_files(run, cfg) + [
-        run / "saes" / "eval.json"] + [
+        run / "saes" / "eval.json"] + _feature_files(run, cfg) + _steer_files(run, cfg) + [
         p for p in _figure_files(run, cfg) if p.suffix == ".json"], lambda run, cfg: [run / "report.json", run / "report.md"],
-        run_report, code=("experiments.report", "experiments.figures", "experiments.sae_figures", "experiments.stages")),
+        run_report, code=("experiments.report", "experiments.figures", "experiments.sae_figures",
+                          "experiments.elicit_figures", "experiments.stages")),
 ]

@@ -44,6 +44,8 @@ def test_help_lists_subcommands_and_field_docs():
     ("sae:\n  crosscoder_variants: [nope]\n", "sae.crosscoder_variants: ['nope'] are not fine-tuned variants"),
     ("sae:\n  heldout_every: 1\n", "sae.heldout_every must be >= 2"),
     ("sae:\n  crosscoder: {k: 0}\n", "crosscoder k must be >= 1"),
+    ("features:\n  variants: [nope]\n", "features.variants: ['nope'] are not fine-tuned variants"),
+    ("features:\n  latent_counts: []\n", "features.latent_counts must be a non-empty list"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
     path = tmp_path / "bad.yaml"

@@ -1,0 +1,126 @@
+"""The figures and report summary of the features and steer stages, from features/*.json and
+steering/*.json; each figure NAME.png with NAME.json beside it.
+
+    patching       base -> variant activation patching: follow rate and accuracy (held-out)
+                   per patched site (component@layer) and position role
+    steering       gap recovered vs strength per intervention, controls dashed, the patching
+                   oracle as a line
+    reason_latents the top ReasonScore latents of each model's SAE
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from experiments.figures import annotated_heatmap, plt, save_figure
+
+
+def patching_data(features: dict[str, dict]) -> dict:
+    out = {}
+    for v, f in features.items():
+        if "patching" not in f:
+            continue
+        t = f["patching"]["base_to_variant"]
+        sites, roles = list(t), list(next(iter(t.values())))
+        out[v] = {"sites": sites, "roles": roles,
+                  "follow": [[t[s][r]["heldout"]["follow"]["value"] for r in roles] for s in sites],
+                  "accuracy": [[t[s][r]["heldout"]["accuracy"]["value"] for r in roles] for s in sites],
+                  "unpatched": {m: f["behaviour"][m]["heldout"] for m in ("base", "variant")}}
+    return {"title": "Activation patching base -> variant (held-out): the variant run with the base's "
+                     "activation at one site and position role", "variants": out}
+
+
+def steering_data(steering: dict[str, dict]) -> dict:
+    out = {}
+    for v, s in steering.items():
+        curves = {}
+        for name, entries in s["sweeps"].items():
+            curves[name] = {"strength": [e["strength"] for e in entries],
+                            **{f"{m}_{st}": [e["gap_recovered"][st][m]["value"] for e in entries]
+                               for st in entries[0]["gap_recovered"] for m in ("follow", "accuracy")}}
+        single = {name: {f"{m}_{st}": x["gap_recovered"][st][m]["value"] for st in x["gap_recovered"]
+                         for m in ("follow", "accuracy")} for name, x in s["single"].items()}
+        out[v] = {"curves": curves, "single": single}
+    return {"title": "Steering the variant at the answer position: gap recovered "
+                     "(m_steered - m_variant) / (m_base - m_variant), held-out", "variants": out}
+
+
+def reason_latents_data(features: dict[str, dict]) -> dict:
+    return {"title": "Top ReasonScore latents of each model's SAE",
+            "models": {m: [(t["latent"], t["value"]) for t in f["reason_score"]["top"][:10]] for m, f in features.items()}}
+
+
+def _draw_patching(d: dict, axes) -> None:
+    v, p = next(iter(d["variants"].items()))
+    for ax, key in zip(axes, ("follow", "accuracy")):
+        annotated_heatmap(ax, np.array(p[key], dtype=float), p["roles"], p["sites"], fontsize=6)
+        ax.set_title(f"{v}: {key} (unpatched {p['unpatched']['variant'][key]['value']:.2f}, "
+                     f"base {p['unpatched']['base'][key]['value']:.2f})", fontsize=8)
+
+
+def _draw_steering(d: dict, axes) -> None:
+    v, s = next(iter(d["variants"].items()))
+    pairs = [("ablate_grown_latents", "ablate_random_latents", "latents ablated"),
+             ("mean_difference", "random_direction", "alpha")]
+    for ax, (main, control, xlabel) in zip(axes, pairs):
+        for name, style in ((main, "-"), (control, "--")):
+            c = s["curves"][name]
+            for metric, color in (("follow", "C0"), ("accuracy", "C1")):
+                y = [np.nan if x is None else x for x in c[f"{metric}_heldout"]]
+                ax.plot(c["strength"], y, style, marker="o", color=color, label=f"{name}: {metric}")
+        oracle = s["single"]["patching_oracle"]["follow_heldout"]
+        if oracle is not None:
+            ax.axhline(oracle, color="grey", lw=0.8, ls=":", label="patching oracle (follow)")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("gap recovered")
+        ax.legend(fontsize=6)
+
+
+def _draw_reason(d: dict, axes) -> None:
+    ax = axes[0]
+    for i, (m, top) in enumerate(d["models"].items()):
+        ax.plot(range(1, len(top) + 1), [t[1] for t in top], marker="o", label=m)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("ReasonScore")
+    ax.legend(fontsize=7)
+
+
+ELICIT_FIGURES = {"patching": (patching_data, _draw_patching, 2, "features"),
+                  "steering": (steering_data, _draw_steering, 2, "steering"),
+                  "reason_latents": (reason_latents_data, _draw_reason, 1, "features")}
+
+
+def draw_elicit_figures(features: dict, steering: dict, out: Path) -> list[Path]:
+    written = []
+    for name, (data_fn, draw_fn, panels, source) in ELICIT_FIGURES.items():
+        data = data_fn(features if source == "features" else steering)
+        if not data.get("variants", data.get("models")):
+            continue  # nothing patched or steered in this run
+        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8), squeeze=False)
+        draw_fn(data, axes[0])
+        fig.suptitle(data["title"], fontsize=9)
+        written += save_figure(fig, data, out, name)
+    return written
+
+
+def elicit_summary(features: dict, steering: dict, validation: dict | None) -> dict:
+    """The report's numbers: per steered variant, the best of each intervention (by held-out
+    follow gap recovered) with its controls and the oracle, and the validation in the base."""
+    out = {"variants": {}, "validation": None}
+    for v, s in steering.items():
+        best = {}
+        for name, entries in s["sweeps"].items():
+            scored = [e for e in entries if e["gap_recovered"]["heldout"]["follow"]["value"] is not None]
+            if scored:
+                e = max(scored, key=lambda e: e["gap_recovered"]["heldout"]["follow"]["value"])
+                best[name] = {"strength": e["strength"], "gap_recovered": e["gap_recovered"], "metrics": e["metrics"]}
+        best |= {name: {"strength": None, **x} for name, x in s["single"].items()}
+        out["variants"][v] = {"reference": s["reference"], "best": best}
+    if validation:
+        out["validation"] = {"clean": validation["clean"], "rows": [
+            {k: r[k] for k in ("n", "ablate_reason", "ablate_random")} for r in validation["rows"]]}
+    return out

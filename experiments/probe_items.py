@@ -1,0 +1,100 @@
+"""Model-independent test items for mechanistic experiments: gold-CoT and corrupted-CoT
+prefixes ending with the answer prefix, tokenised once with per-token roles, so that two
+models (base and fine-tuned) can be run, patched and steered on identical tokens.
+
+    gold     prompt + gold CoT + answer prefix      -> right if the prediction is the gold answer
+    corrupt  prompt + CoT with one step's value changed and later steps recomputed
+             (propagated) + answer prefix           -> follows if the prediction is the
+                                                       answer the corrupted CoT implies
+
+The prediction is the argmax next token after the answer prefix: every answer of the task
+must be one token (checked), which holds for the organisms (modulus <= 10).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from experiments.behavior.stats import rate
+from experiments.tasks import ROLES, ArithmeticTask, Example, token_labels
+
+
+@dataclass
+class ProbeItems:
+    ids: list[np.ndarray]
+    """Token ids per sequence (BOS first, ending with the answer prefix)."""
+    role: list[np.ndarray]
+    """Per-token role index (experiments.tasks.ROLES) per sequence."""
+    kind: np.ndarray
+    """(N,) 0 = gold CoT, 1 = corrupted CoT."""
+    gold: np.ndarray
+    """(N,) token id of the gold answer."""
+    implied: np.ndarray
+    """(N,) token id of the answer the CoT implies (= gold for gold items)."""
+    step: np.ndarray
+    """(N,) the corrupted step (-1 for gold items)."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def role_masks(self, role: str) -> list[np.ndarray]:
+        """Per sequence, the positions of one role; "last" = the final (answer-prefix) token;
+        "all" = every position."""
+        if role == "all":
+            return [np.ones(len(r), bool) for r in self.role]
+        if role == "last":
+            return [np.arange(len(r)) == len(r) - 1 for r in self.role]
+        if role not in ROLES:
+            raise ValueError(f"unknown position role {role!r}; use one of {[*ROLES, 'last', 'all']}")
+        return [r == ROLES.index(role) for r in self.role]
+
+
+def _one_token(tokenizer, answer: str) -> int:
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ValueError(f"answer {answer!r} is {len(ids)} tokens; probe items need one-token answers (modulus <= 10)")
+    return ids[0]
+
+
+def probe_items(task: ArithmeticTask, tokenizer, examples: Sequence[Example], seed: int) -> ProbeItems:
+    """A gold item per example and a propagated corruption of every step whose corruption
+    changes the implied answer (unanswerable examples are left out)."""
+    rng = random.Random(f"probe-items-{seed}")
+    texts, kind, gold, implied, step = [], [], [], [], []
+    for ex in examples:
+        if ex.abstain:
+            continue
+        texts.append(ex.prompt + task.format_cot(ex.steps) + task.answer_prefix)
+        kind.append(0), gold.append(ex.answer), implied.append(ex.answer), step.append(-1)
+        for j in range(len(ex.steps)):
+            bad = task.corrupt(ex.steps, j, "propagated", rng)
+            imp = task.implied_answer(bad)
+            if imp == ex.answer:
+                continue
+            texts.append(ex.prompt + task.format_cot(bad) + task.answer_prefix)
+            kind.append(1), gold.append(ex.answer), implied.append(imp), step.append(j)
+    if not texts:
+        raise ValueError("no probe items: every example was unanswerable")
+    enc = tokenizer(texts, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True,
+                    return_tensors="np")
+    mask = enc["attention_mask"].astype(bool)
+    labs = token_labels(task, texts, enc["offset_mapping"], enc["special_tokens_mask"], enc["attention_mask"])
+    tok = {a: _one_token(tokenizer, a) for a in set(gold) | set(implied)}
+    return ProbeItems(ids=[enc["input_ids"][i][mask[i]] for i in range(len(texts))],
+                      role=[labs["role"][i][mask[i]].astype(np.int64) for i in range(len(texts))],
+                      kind=np.array(kind), gold=np.array([tok[a] for a in gold]),
+                      implied=np.array([tok[a] for a in implied]), step=np.array(step))
+
+
+def item_metrics(logits: torch.Tensor, items: ProbeItems) -> dict:
+    """accuracy (gold items: prediction = gold), follow (corrupted items: prediction = the
+    implied answer) and stay (corrupted items: prediction = gold), each with its interval."""
+    pred = logits.argmax(-1).numpy()
+    g, c = items.kind == 0, items.kind == 1
+    return {"accuracy": rate(pred[g] == items.gold[g]), "follow": rate(pred[c] == items.implied[c]),
+            "stay": rate(pred[c] == items.gold[c])}

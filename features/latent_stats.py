@@ -1,0 +1,80 @@
+"""Latent activations at chosen positions of a model's forward passes, and what a
+fine-tune changed in them.
+
+`position_codes` runs the model on right-padded sequences, reads the hook at the masked
+positions and encodes it with an SAE: (n_positions, d_sae). Reading the base and the
+fine-tuned model through the same SAE (the base's) puts both in one latent basis; the
+latents whose mean activation grew most are the candidates for "what fine-tuning added",
+those that shrank for "what it suppressed".
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from activations.tokens import right_pad
+
+
+@torch.no_grad()
+def position_activations(model, token_ids: Sequence[np.ndarray], masks: Sequence[np.ndarray], hook: str,
+                         batch_size: int = 128) -> torch.Tensor:
+    """(n, d_model) the model's activation at `hook` at every masked position, in sequence order."""
+    out = []
+    dev = next(model.parameters()).device
+    for b in range(0, len(token_ids), batch_size):
+        tokens, valid = right_pad(token_ids[b:b + batch_size])
+        _, cache = model.run_with_cache(tokens.to(dev), names_filter=[hook])
+        m = torch.zeros(tokens.shape, dtype=torch.bool)
+        for r, mk in enumerate(masks[b:b + batch_size]):
+            m[r, :len(mk)] = torch.as_tensor(np.asarray(mk, bool))
+        out.append(cache[hook][(m & valid.bool()).to(dev)].float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def latent_shift(sae, base_acts: torch.Tensor, ft_acts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per latent, over the same positions of the same tokens read by one SAE: mean
+    activation in each model, firing frequency in each, and the shift (fine-tuned - base)."""
+    fb = sae.encode(base_acts.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
+    ff = sae.encode(ft_acts.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
+    return {"mean_base": fb.mean(0), "mean_finetuned": ff.mean(0), "freq_base": (fb > 0).float().mean(0),
+            "freq_finetuned": (ff > 0).float().mean(0), "shift": ff.mean(0) - fb.mean(0)}
+
+
+def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int, n_bins: int = 10) -> list[int]:
+    """A control for `chosen`: as many other latents, each drawn from the same firing-frequency
+    decile as the one it replaces (deterministic in the seed)."""
+    g = np.random.default_rng(seed)
+    f = freq.numpy()
+    edges = np.quantile(f, np.linspace(0, 1, n_bins + 1)[1:-1])
+    bins = np.searchsorted(edges, f, side="right")
+    taken = set(int(c) for c in chosen)
+    out = []
+    for c in chosen:
+        pool = [j for j in np.flatnonzero(bins == bins[int(c)]) if j not in taken]
+        if not pool:  # a bin exhausted: any unused latent
+            pool = [j for j in range(len(f)) if j not in taken]
+        j = int(g.choice(pool))
+        taken.add(j)
+        out.append(j)
+    return out
+
+
+def random_direction_like(v: torch.Tensor, seed: int) -> torch.Tensor:
+    """A random direction with the norm of `v` (deterministic in the seed)."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(v.shape, generator=g)
+    return r / r.norm() * v.norm()
+
+
+def decoder_matching(sae_a, sae_b) -> dict[str, torch.Tensor]:
+    """For paired SAEs: each latent of `sae_a` matched to the latent of `sae_b` with the most
+    similar decoder direction (cosine), and that cosine."""
+    a = torch.nn.functional.normalize(sae_a.W_dec.detach().float(), dim=-1)
+    b = torch.nn.functional.normalize(sae_b.W_dec.detach().float(), dim=-1)
+    cos = a @ b.T
+    best, idx = cos.max(1)
+    return {"match": idx, "cosine": best, "same_index_cosine": cos.diagonal()}
