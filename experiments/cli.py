@@ -279,6 +279,53 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
     print(text)
 
 
+@dataclass
+class StageArgs:
+    """Run one stage of an existing run directory (and any unfinished stage before it)."""
+
+    run: str = simple_field(positional=True, metavar="RUN_DIR")
+    """A run directory written by `saelab run` (its config.yaml is used)."""
+    force: bool = False
+    """Re-run the stage even if it is up to date."""
+
+
+def _run_stage(stage: str, args: StageArgs) -> None:
+    from experiments.config import from_dict, load_yaml
+    from experiments.pipeline import run_pipeline
+    from experiments.runconfig import RunConfig
+    from experiments.stages import STAGES
+
+    path = Path(args.run) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{args.run} is not a run directory (no config.yaml); create one with "
+                                f"saelab run --config default --out {args.run}")
+    cfg = from_dict(RunConfig, load_yaml(path), str(path))
+    run_pipeline(cfg, Path(args.run), STAGES, force=[stage] if args.force else [], until=stage,
+                 log=lambda line: print(line, flush=True))
+
+
+def cmd_features(args: StageArgs) -> None:
+    """Latent scores, latent shifts and activation patching: writes RUN_DIR/features/."""
+    _run_stage("features", args)
+
+
+def cmd_steer(args: StageArgs) -> None:
+    """The steering sweep with its controls and the validation in the base: writes RUN_DIR/steering/."""
+    _run_stage("steer", args)
+
+
+@dataclass
+class FeaturesArgs(StageArgs):
+    """Score latents (ReasonScore, latent shift), match paired SAEs and patch activations between
+    base and variants in a run directory: RUN_DIR/features/<model>.json."""
+
+
+@dataclass
+class SteerArgs(StageArgs):
+    """Steer the variants' latents and measure the gap recovered, with controls and the patching
+    oracle, in a run directory: RUN_DIR/steering/<variant>.json."""
+
+
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
     "behavior": (BehaviorArgs, cmd_behavior),
@@ -286,6 +333,8 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
     "cache-info": (CacheInfoArgs, cmd_cache_info),
     "train-sae": (TrainSAEArgs, cmd_train_sae),
     "eval-sae": (EvalSAEArgs, cmd_eval_sae),
+    "features": (FeaturesArgs, cmd_features),
+    "steer": (SteerArgs, cmd_steer),
 }
 
 

@@ -65,13 +65,25 @@ def clamp_latents(sae, latents: Sequence[int], values: float | Sequence[float] |
                   positions: Positions = "all") -> Callable:
     latents = check_latents(sae, latents)
     v = torch.as_tensor(values, dtype=torch.float32).expand(len(latents)).clone()
+    # decode(f') + (x - decode(f)) = x + (f'_L - f_L) @ W_dec[L] for the plain affine decoder:
+    # only the clamped rows of the decoder are needed (the full decode would double the cost).
+    linear = getattr(sae.cfg, "normalize_activations", "none") == "none" and getattr(
+        sae.cfg, "reshape_activations", "none") == "none"
+    rows = sae.W_dec[latents].detach()
+    if getattr(sae.cfg, "rescale_acts_by_decoder_norm", False):  # SAELens' TopK decodes f / ||W_dec||
+        rows = rows / sae.W_dec[latents].detach().norm(dim=-1, keepdim=True)
 
     def fn(x: torch.Tensor, hook=None) -> torch.Tensor:
         feats = sae.encode(x.to(sae.W_enc.dtype))
-        error = x - sae.decode(feats).to(x.dtype)
-        feats = feats.clone()
-        feats[..., latents] = v.to(feats.device, feats.dtype)
-        steered = sae.decode(feats).to(x.dtype) + error
+        target = v.to(feats.device, feats.dtype)
+        if linear:
+            delta = (target - feats[..., latents]) @ rows
+            steered = x + delta.to(x.dtype)
+        else:
+            error = x - sae.decode(feats).to(x.dtype)
+            feats = feats.clone()
+            feats[..., latents] = target
+            steered = sae.decode(feats).to(x.dtype) + error
         return torch.where(_where(positions, x), steered, x)
 
     return fn

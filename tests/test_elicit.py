@@ -91,3 +91,14 @@ def test_features_and_steer_stages_of_the_quick_run(quick_run):
     assert "## Eliciting the reasoning back (steering)" in md and "**What this shows**" in md
     for name in ("patching", "steering", "reason_latents"):
         assert (run / "figures" / f"{name}.png").is_file() and f"figures/{name}.png" in md
+
+
+def test_features_and_steer_commands(quick_run, tmp_path, capsys):
+    from experiments.cli import main
+
+    run, _ = quick_run
+    assert main(["steer", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "[features] up to date, skipped" in out and "[steer] up to date, skipped" in out and "[figures]" not in out
+    assert main(["features", str(tmp_path / "none")]) == 2
+    assert "is not a run directory (no config.yaml)" in capsys.readouterr().err

@@ -76,3 +76,19 @@ def test_steering_in_generation_and_hooks_removed_after_an_error(tmp_path):
     assert calls[0][1] > 1 and calls[1][1] == 1  # the prefill, then one position per step
     assert not bridge.hook_dict[hook].fwd_hooks  # nothing left attached
     assert generate_text(bridge, tok, prompts, 6) == plain
+
+
+def test_clamp_shortcut_equals_the_full_decode_for_a_trained_topk_sae(tmp_path):
+    """The clamp adds (f' - f) @ W_dec[L] instead of decoding twice; for SAELens' TopK (which
+    decodes f / ||W_dec||) the two must agree."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    sae = TopKSAE(TopKSAEConfig(d_in=16, d_sae=64, k=4, rescale_acts_by_decoder_norm=True))
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(64, 1) + 0.5)  # decoder rows of unequal norms
+    x = torch.randn(2, 5, 16)
+    feats = sae.encode(x)
+    clamped = feats.clone()
+    clamped[..., [3, 7]] = torch.tensor([2.0, 0.0])
+    full = sae.decode(clamped) + (x - sae.decode(feats))
+    assert torch.allclose(clamp_latents(sae, [3, 7], [2.0, 0.0])(x), full, atol=1e-5)
