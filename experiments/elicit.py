@@ -49,6 +49,10 @@ class ElicitConfig:
     """Which positions count as reasoning for ReasonScore."""
     top: int = 20
     """Latents listed per score in the tables."""
+    probe_top: int = 16
+    """Latents in the sparse value probe (against a dense probe on the raw activation)."""
+    causal_candidates: int = 16
+    """Top latents by attribution (first-order effect) checked by exact ablation."""
     patch_roles: list[str] = field(default_factory=lambda: ["question", "step", "last"])
     """Position roles patched (question, step, answer, last = the answer-prefix token, all)."""
     latent_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128])
@@ -103,11 +107,13 @@ def _last_mask_hooks(hook: str, fn):
     return hooks_for
 
 
-def evaluate_sets(model, probe: Probe, hooks_for=None) -> dict:
+def evaluate_sets(model, probe: Probe, hooks_for=None, sets: dict | None = None) -> dict:
+    """Probe metrics per set (default: the evaluation sets, held-out and trained)."""
     from experiments.probe_items import item_metrics
     from features.patching import last_logits
 
-    return {name: item_metrics(last_logits(model, items.ids, hooks_for), items) for name, items in probe.sets.items()}
+    return {name: item_metrics(last_logits(model, items.ids, hooks_for), items)
+            for name, items in (sets or probe.sets).items()}
 
 
 def patching_table(base, ft, probe: Probe, n_layers: int, roles: list[str]) -> dict:
@@ -133,6 +139,64 @@ def patching_table(base, ft, probe: Probe, n_layers: int, roles: list[str]) -> d
 def _top(values: torch.Tensor, n: int, **extra) -> list[dict]:
     order = values.argsort(descending=True)[:n]
     return [{"latent": int(i), "value": float(values[i]), **{k: float(v[i]) for k, v in extra.items()}} for i in order]
+
+
+def _value_probes(sae, cache_path: Path, hook: str, cfg: ElicitConfig, seed: int) -> dict:
+    """Latents that encode a step's value where the model must compute it (the `=` of each
+    step, before the value is written), and sparse vs dense probe accuracy there."""
+    from activations.cache import open_cache
+    from experiments.tasks import ROLES, SLOTS
+    from features.probes import value_probes
+
+    with open_cache(cache_path) as c:
+        rows = (c.column("role") == ROLES.index("step")) & (c.column("slot") == SLOTS.index("eq")) & (
+            c.column("value") >= 0)
+        y = c.column("value")[rows]
+        acts = c.activations(hook)[torch.from_numpy(rows)]
+    with torch.no_grad():
+        feats = sae.encode(acts.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
+    vp = value_probes(feats, acts, y, cfg.probe_top, seed)
+    return {"positions": "the '=' of every CoT step (value not yet written)", "n": int(rows.sum()),
+            "auroc": [round(float(a), 6) for a in vp["auroc"]], "detects": vp["detects"].tolist(),
+            "top": [{"latent": int(i), "auroc": float(vp["auroc"][i]), "value": int(vp["detects"][i])}
+                    for i in vp["top"]],
+            "sparse_probe": vp["sparse_probe"] | {"latents": cfg.probe_top}, "dense_probe": vp["dense_probe"]}
+
+
+def _causal(model, sae, hook: str, items, cfg: ElicitConfig) -> dict:
+    """Per site (CoT-step positions; the answer-prefix position): attribution for every latent,
+    exact ablation for the top candidates; target = the answer the CoT implies."""
+    from features.causal import ablation_effect, attribution
+
+    out = {}
+    for site, role in (("steps", "step"), ("answer_position", "last")):
+        masks = items.role_masks(role)
+        attr = attribution(model, sae, hook, items.ids, masks, items.implied)
+        cand = attr.argsort()[:cfg.causal_candidates].tolist()  # most negative: ablating hurts most
+        exact = ablation_effect(model, sae, hook, items.ids, masks, items.implied, cand)
+        out[site] = {"attribution": [round(float(a), 6) for a in attr],
+                     "exact": [{"latent": i, "delta_logp": d, "attribution": float(attr[i])}
+                               for i, d in sorted(exact.items(), key=lambda kv: kv[1])]}
+    return out
+
+
+def _ranked_table(record: dict, top: int) -> dict:
+    """Every score per latent for the union of each score's top latents, and the chosen
+    reasoning latents (top ReasonScore), value latents (top AUROC) and causal latents (most
+    harmful exact ablation on CoT steps)."""
+    rs = record["reason_score"]["all"]
+    au = record["value_probes"]["auroc"]
+    causal = record.get("causal", {})
+    exact = {site: {e["latent"]: e["delta_logp"] for e in c["exact"]} for site, c in causal.items()}
+    chosen = {"reasoning": [t["latent"] for t in record["reason_score"]["top"]],
+              "value": [t["latent"] for t in record["value_probes"]["top"]],
+              "causal": [e["latent"] for e in causal.get("steps", {}).get("exact", []) if e["delta_logp"] < 0]}
+    ids = sorted(set().union(*chosen.values()), key=lambda i: -rs[i])
+    rows = [{"latent": i, "reason_score": rs[i], "value_auroc": au[i],
+             "value": record["value_probes"]["detects"][i],
+             **{f"attribution_{s}": c["attribution"][i] for s, c in causal.items()},
+             **{f"ablation_{s}": e.get(i) for s, e in exact.items()}} for i in ids]
+    return {"chosen": chosen, "rows": rows}
 
 
 def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, task, seed: int, device: str,
@@ -161,6 +225,11 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                                    "top": _top(rs["score"], cfg.top, mu_reasoning=rs["mu_reasoning"],
                                                mu_other=rs["mu_other"]),
                                    "all": [round(float(v), 6) for v in rs["score"]]}}
+        record["value_probes"] = _value_probes(sae, run / "activations" / name, hook, cfg, seed)
+        if name == "base" or name in cfg.variants:
+            model = base if name == "base" else load_bridge(str(run / "models" / name), device)
+            record["causal"] = _causal(model, sae, hook, Probe(run, name, task, tok, cfg, seed).choose, cfg)
+        record["table"] = _ranked_table(record, cfg.top)
         if name in cfg.variants:
             ft = load_bridge(str(run / "models" / name), device)
             probe = Probe(run, name, task, tok, cfg, seed)
@@ -214,17 +283,23 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
         ref = {"base": evaluate_sets(base, probe), "variant": evaluate_sets(ft, probe)}
         shift = torch.tensor(feats["latent_shift"]["shift"])
         freq = torch.tensor(feats["latent_shift"]["freq_finetuned"])
-        grown = shift.argsort(descending=True)
+        grown = shift.argsort(descending=True)[:int((shift > 0).sum())]  # only latents that did grow
+        counts = [n for n in cfg.latent_counts if n <= len(grown)]
         ch = probe.choose
         acts = [position_activations(m, ch.ids, ch.role_masks("last"), hook) for m in (base, ft)]
         vec = mean_difference(acts[0][:50], acts[1][:50])  # Azizi et al. 2025: 50 pairs
 
+        choose_ref = {"base": evaluate_sets(base, probe, sets={"choose": ch}),
+                      "variant": evaluate_sets(ft, probe, sets={"choose": ch})}
+
         def steered(fn) -> dict:
-            return evaluate_sets(ft, probe, _last_mask_hooks(hook, fn))
+            """Metrics on the evaluation sets, and on the choice set (which picks the best strength)."""
+            hooks = _last_mask_hooks(hook, fn)
+            return evaluate_sets(ft, probe, hooks) | {"choose": evaluate_sets(ft, probe, hooks, {"choose": ch})["choose"]}
 
         sweeps = {"ablate_grown_latents": [], "ablate_random_latents": [], "mean_difference": [],
                   "random_direction": []}
-        for n in cfg.latent_counts:
+        for n in counts:
             chosen = grown[:n].tolist()
             control = matched_random_latents(freq, chosen, seed + n)
             sweeps["ablate_grown_latents"].append({"strength": n, "latents": chosen,
@@ -239,13 +314,17 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
                   "patching_oracle": {name: item_metrics(patched_last_logits(ft, base, items.ids, hook,
                                                                              items.role_masks("last")), items)
                                       for name, items in probe.sets.items()}}
+        full_ref = {m: ref[m] | choose_ref[m] for m in ref}
         for entries in sweeps.values():
             for e in entries:
-                e["gap_recovered"] = _gaps(e["metrics"], ref)
+                e["gap_recovered"] = _gaps(e["metrics"], full_ref)
         for name, m in single.items():
             single[name] = {"metrics": m, "gap_recovered": _gaps(m, ref)}
         record = {"variant": v, "hook": hook, "positions": "last (answer prefix)", "sae": "saes/base",
-                  "reference": ref, "sweeps": sweeps, "single": single,
+                  "reference": ref, "choose_reference": choose_ref, "sweeps": sweeps, "single": single,
+                  "latents_grown": len(grown), "control_frequencies": {
+                      "chosen": [float(freq[e["latents"]].mean()) for e in sweeps["ablate_grown_latents"]],
+                      "control": [float(freq[e["latents"]].mean()) for e in sweeps["ablate_random_latents"]]},
                   "mean_difference_norm": float(vec.norm())}
         (out / f"{v}.json").write_text(json.dumps(record, indent=1))
         best = max(sweeps["ablate_grown_latents"], key=lambda e: e["metrics"]["heldout"]["follow"]["value"])
@@ -258,7 +337,7 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
 
 def _gaps(m: dict, ref: dict) -> dict:
     return {s: {metric: gap_recovered(m[s][metric], ref["base"][s][metric], ref["variant"][s][metric])
-                for metric in ("accuracy", "follow")} for s in m}
+                for metric in ("accuracy", "follow")} for s in m if s in ref["base"]}
 
 
 def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, tok, seed: int, out: Path, log) -> None:
@@ -284,8 +363,7 @@ def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, 
     record = {"model": "base", "hook": hook, "positions": "all", "clean": evaluate_sets(base, probe), "rows": rows}
     (out / "base-validation.json").write_text(json.dumps(record, indent=1))
     last = rows[-1]
+    lp = lambda m: m["heldout"]["logp_implied"]["value"]  # noqa: E731
     log(f"  validation in base: ablating {last['n']} top ReasonScore latents -> accuracy "
-        f"{last['ablate_reason']['heldout']['accuracy']['value']:.2f}, follow "
-        f"{last['ablate_reason']['heldout']['follow']['value']:.2f}; {last['n']} random -> "
-        f"{last['ablate_random']['heldout']['accuracy']['value']:.2f}, "
-        f"{last['ablate_random']['heldout']['follow']['value']:.2f}")
+        f"{last['ablate_reason']['heldout']['accuracy']['value']:.2f}, log p(implied) {lp(record['clean']):.3f} -> "
+        f"{lp(last['ablate_reason']):.3f}; {last['n']} random -> {lp(last['ablate_random']):.3f}")

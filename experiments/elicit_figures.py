@@ -37,6 +37,8 @@ def steering_data(steering: dict[str, dict]) -> dict:
     for v, s in steering.items():
         curves = {}
         for name, entries in s["sweeps"].items():
+            if not entries:
+                continue
             curves[name] = {"strength": [e["strength"] for e in entries],
                             **{f"{m}_{st}": [e["gap_recovered"][st][m]["value"] for e in entries]
                                for st in entries[0]["gap_recovered"] for m in ("follow", "accuracy")}}
@@ -110,14 +112,23 @@ def draw_elicit_figures(features: dict, steering: dict, out: Path) -> list[Path]
 def elicit_summary(features: dict, steering: dict, validation: dict | None) -> dict:
     """The report's numbers: per steered variant, the best of each intervention (by held-out
     follow gap recovered) with its controls and the oracle, and the validation in the base."""
-    out = {"variants": {}, "validation": None}
+    out = {"variants": {}, "validation": None, "latents": {}}
+    for m, f in features.items():
+        vp, causal = f["value_probes"], f.get("causal", {})
+        out["latents"][m] = {
+            "reason_top": f["reason_score"]["top"][:5], "value_top": vp["top"][:5],
+            "sparse_probe": vp["sparse_probe"], "dense_probe": vp["dense_probe"], "value_positions": vp["n"],
+            "causal": {site: c["exact"][:3] for site, c in causal.items()}}
     for v, s in steering.items():
         best = {}
         for name, entries in s["sweeps"].items():
-            scored = [e for e in entries if e["gap_recovered"]["heldout"]["follow"]["value"] is not None]
+            # the strength is chosen on the choice set (other held-out problems), then reported on
+            # the evaluation sets, so the interval is not that of a maximum over strengths
+            scored = [e for e in entries if e["gap_recovered"]["choose"]["follow"]["value"] is not None]
             if scored:
-                e = max(scored, key=lambda e: e["gap_recovered"]["heldout"]["follow"]["value"])
-                best[name] = {"strength": e["strength"], "gap_recovered": e["gap_recovered"], "metrics": e["metrics"]}
+                e = max(scored, key=lambda e: e["gap_recovered"]["choose"]["follow"]["value"])
+                best[name] = {"strength": e["strength"], "metrics": e["metrics"],
+                              "gap_recovered": {k: v for k, v in e["gap_recovered"].items() if k != "choose"}}
         best |= {name: {"strength": None, **x} for name, x in s["single"].items()}
         out["variants"][v] = {"reference": s["reference"], "best": best}
     if validation:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from experiments.behavior.stats import rate
+from experiments.behavior.stats import mean, rate
 from experiments.tasks import ROLES, ArithmeticTask, Example, token_labels
 
 
@@ -93,8 +93,11 @@ def probe_items(task: ArithmeticTask, tokenizer, examples: Sequence[Example], se
 
 def item_metrics(logits: torch.Tensor, items: ProbeItems) -> dict:
     """accuracy (gold items: prediction = gold), follow (corrupted items: prediction = the
-    implied answer) and stay (corrupted items: prediction = gold), each with its interval."""
+    implied answer), stay (corrupted items: prediction = gold), each with its interval; and
+    logp_implied, the mean log p of the answer the CoT implies over all items (a graded
+    measure where the rates sit at 0 or 1)."""
     pred = logits.argmax(-1).numpy()
     g, c = items.kind == 0, items.kind == 1
+    lp = logits.float().log_softmax(-1)[torch.arange(len(items)), torch.as_tensor(items.implied)].numpy()
     return {"accuracy": rate(pred[g] == items.gold[g]), "follow": rate(pred[c] == items.implied[c]),
-            "stay": rate(pred[c] == items.gold[c])}
+            "stay": rate(pred[c] == items.gold[c]), "logp_implied": mean(lp.tolist())}

@@ -239,8 +239,61 @@ INTERVENTION_NAMES = {
 }
 
 
+def _sci(c: dict) -> str:
+    """A mean with its interval in 2 significant digits (log-probabilities near 0)."""
+    lo, hi = c["ci95"] or (None, None)
+    return f"{c['value']:.2g}" + (f" [{lo:.2g}, {hi:.2g}]" if lo is not None else "") + f" n={c['n']}"
+
+
+def _what_it_shows(best: dict) -> str:
+    """One plain sentence from the numbers: steering's best held-out follow gap recovered
+    against its controls and the patching oracle."""
+    def g(name):
+        b = best.get(name)
+        return None if b is None else b["gap_recovered"]["heldout"]["follow"]["value"]
+
+    steer = [(g(n), n) for n in ("ablate_grown_latents", "mean_difference", "base_sae_reconstruction") if g(n) is not None]
+    control = max((g(n) for n in ("ablate_random_latents", "random_direction") if g(n) is not None), default=None)
+    oracle = g("patching_oracle")
+    if not steer or oracle is None:
+        return "**What this shows**: there is no follow gap to recover between the base and this variant."
+    value, name = max(steer)
+    text = (f"**What this shows**: the best steering ({INTERVENTION_NAMES[name]}) recovers {100 * value:.0f}% of the "
+            f"held-out follow gap" + (f" (controls: up to {100 * control:.0f}%)" if control is not None else "")
+            + f"; patching the base's activation at the same site recovers {100 * oracle:.0f}%. ")
+    if oracle < 0.5:
+        return text + "Even the oracle recovers little at this site: the change is elsewhere."
+    if control is not None and value - control < 0.1:
+        return text + ("Steering does no better than its control: the base's state at this site suffices to restore "
+                       "the behaviour, but these interventions do not reproduce it (a negative result for steering).")
+    if value >= 0.5 * oracle:
+        return text + "Steering recovers at least half of what the oracle does."
+    return text + "Steering beats its control but recovers far less than the oracle."
+
+
+def _latent_section(latents: dict) -> list[str]:
+    out = ["## Reasoning latents", "",
+           "Per model's SAE: the top ReasonScore latents; value probes at the `=` of each CoT step (before the "
+           "value is written): best one-vs-rest AUROC per latent, and a logistic probe on the top latents (sparse) "
+           "vs on the raw activation (dense), held-out accuracy; causal effect: the most harmful exact ablations "
+           "(mean change in log p of the answer the CoT implies) at CoT-step positions and at the answer prefix. "
+           "Every latent's scores are in `features/<model>.json` (`table`).", ""]
+    rows = []
+    for m, r in latents.items():
+        causal = "; ".join(f"{site}: " + ", ".join(f"#{e['latent']} {e['delta_logp']:+.2g}" for e in c)
+                           for site, c in r["causal"].items()) or "-"
+        rows.append([m, ", ".join(f"#{t['latent']} {t['value']:.4f}" for t in r["reason_top"][:3]),
+                     ", ".join(f"#{t['latent']} {t['auroc']:.2f} (v={t['value']})" for t in r["value_top"][:3]),
+                     f"{r['sparse_probe']['accuracy']:.2f} / {r['dense_probe']['accuracy']:.2f} "
+                     f"(chance {r['dense_probe']['chance']:.2f}, n={r['dense_probe']['n_test']})", causal])
+    out += _table(["model", "top ReasonScore", "top value AUROC", "value probe sparse / dense",
+                   "most harmful ablations (delta log p)"], rows) + [""]
+    return out
+
+
 def _elicit_section(el: dict) -> list[str]:
-    out = ["## Eliciting the reasoning back (steering)", ""]
+    out = _latent_section(el["latents"]) if el.get("latents") else []
+    out += ["## Eliciting the reasoning back (steering)", ""]
     for v, r in el["variants"].items():
         ref = r["reference"]
         sets = list(ref["base"])
@@ -254,25 +307,18 @@ def _elicit_section(el: dict) -> list[str]:
                 + [_gap(b["gap_recovered"][s][m]) for s in sets for m in ("follow", "accuracy")]
                 for name, b in r["best"].items()]
         out += _table(head, rows) + [""]
-        best = {n: b["gap_recovered"]["heldout"]["follow"]["value"] for n, b in r["best"].items()}
-        steer = max((best[n] or 0) for n in ("ablate_grown_latents", "mean_difference", "base_sae_reconstruction")
-                    if n in best)
-        control = max((best[n] or 0) for n in ("ablate_random_latents", "random_direction") if n in best)
-        oracle = best.get("patching_oracle") or 0
-        out += [f"**What this shows**: the best steering recovers {100 * steer:.0f}% of the held-out follow gap "
-                f"(controls: {100 * control:.0f}%), while patching the base's activation at the same site recovers "
-                f"{100 * oracle:.0f}%. " + (
-                    "The capability is there (the oracle restores it) but these latent interventions do not "
-                    "elicit it: a negative result for steering, not for latency." if oracle - steer > 0.5 else
-                    "Steering the latents recovers most of what the oracle does."), ""]
+        out += [_what_it_shows(r["best"]), ""]
     val = el.get("validation")
     if val:
         out += ["Causal validation in the base: ablating its top ReasonScore latents (all positions, SAE error kept) "
                 "against as many random latents of matched firing frequency:", ""]
-        rows = [[str(r["n"]), f"{r['ablate_reason']['heldout']['accuracy']['value']:.2f}",
-                 f"{r['ablate_random']['heldout']['accuracy']['value']:.2f}",
-                 f"{r['ablate_reason']['heldout']['follow']['value']:.2f}",
-                 f"{r['ablate_random']['heldout']['follow']['value']:.2f}"] for r in val["rows"]]
-        out += _table(["latents", "accuracy (reason)", "accuracy (random)", "follow (reason)", "follow (random)"],
-                      rows) + [""]
+        h = lambda m, k: m["heldout"][k]  # noqa: E731
+        clean = h(val["clean"], "logp_implied")
+        rows = [[str(r["n"]), f"{h(r['ablate_reason'], 'accuracy')['value']:.2f}",
+                 f"{h(r['ablate_random'], 'accuracy')['value']:.2f}", f"{h(r['ablate_reason'], 'follow')['value']:.2f}",
+                 f"{h(r['ablate_random'], 'follow')['value']:.2f}", _sci(h(r["ablate_reason"], "logp_implied")),
+                 _sci(h(r["ablate_random"], "logp_implied"))] for r in val["rows"]]
+        out += [f"Clean base: mean log p of the implied answer {_sci(clean)}.", ""]
+        out += _table(["latents", "accuracy (reason)", "accuracy (random)", "follow (reason)", "follow (random)",
+                       "log p implied (reason)", "log p implied (random)"], rows) + [""]
     return out

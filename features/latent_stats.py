@@ -1,7 +1,7 @@
 """Latent activations at chosen positions of a model's forward passes, and what a
 fine-tune changed in them.
 
-`position_codes` runs the model on right-padded sequences, reads the hook at the masked
+`position_activations` runs the model on right-padded sequences, reads the hook at the masked
 positions and encodes it with an SAE: (n_positions, d_sae). Reading the base and the
 fine-tuned model through the same SAE (the base's) puts both in one latent basis; the
 latents whose mean activation grew most are the candidates for "what fine-tuning added",
@@ -44,20 +44,22 @@ def latent_shift(sae, base_acts: torch.Tensor, ft_acts: torch.Tensor) -> dict[st
             "freq_finetuned": (ff > 0).float().mean(0), "shift": ff.mean(0) - fb.mean(0)}
 
 
-def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int, n_bins: int = 10) -> list[int]:
-    """A control for `chosen`: as many other latents, each drawn from the same firing-frequency
-    decile as the one it replaces (deterministic in the seed)."""
+def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int) -> list[int]:
+    """A control for `chosen`: as many other latents, each the unused latent whose firing
+    frequency is nearest the one it replaces (ties drawn at random, deterministic in the
+    seed). Nearest rather than same-decile: most latents are silent at a single position,
+    so decile edges collapse to 0 and a decile would pair a busy latent with a silent one."""
     g = np.random.default_rng(seed)
-    f = freq.numpy()
-    edges = np.quantile(f, np.linspace(0, 1, n_bins + 1)[1:-1])
-    bins = np.searchsorted(edges, f, side="right")
+    f = freq.double().numpy()
     taken = set(int(c) for c in chosen)
     out = []
     for c in chosen:
-        pool = [j for j in np.flatnonzero(bins == bins[int(c)]) if j not in taken]
-        if not pool:  # a bin exhausted: any unused latent
-            pool = [j for j in range(len(f)) if j not in taken]
-        j = int(g.choice(pool))
+        free = np.array([j for j in range(len(f)) if j not in taken])
+        if not len(free):
+            raise ValueError(f"no latent left to match {len(chosen)} chosen latents out of {len(f)}")
+        gap = np.abs(f[free] - f[int(c)])
+        nearest = free[gap <= gap.min() + 1e-12]
+        j = int(g.choice(nearest))
         taken.add(j)
         out.append(j)
     return out

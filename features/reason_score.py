@@ -49,7 +49,8 @@ class ReasonScoreConfig:
 def reasoning_positions(cols: dict[str, np.ndarray], cfg: ReasonScoreConfig) -> tuple[np.ndarray, np.ndarray]:
     """(is_reasoning (N,) bool, group (N,) int, -1 outside) from a cache's columns (rows in
     sequence order, as the cache stores them). A position inside two windows takes the group
-    of the nearer anchor, the left one on a tie."""
+    of the nearer anchor; on a tie, of the anchor after it (offset -1 is tried before +1, and
+    an equally near anchor found later does not replace it)."""
     n = len(cols["seq"])
     anchor = np.ones(n, bool)
     for name, want in cfg.anchor.items():

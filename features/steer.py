@@ -64,7 +64,10 @@ def check_hook(model, hook_name: str, sae=None) -> None:
 def clamp_latents(sae, latents: Sequence[int], values: float | Sequence[float] | torch.Tensor,
                   positions: Positions = "all") -> Callable:
     latents = check_latents(sae, latents)
-    v = torch.as_tensor(values, dtype=torch.float32).expand(len(latents)).clone()
+    v = torch.as_tensor(values, dtype=torch.float32)
+    if v.ndim and v.numel() != len(latents):
+        raise ValueError(f"{v.numel()} clamp values for {len(latents)} latents; give one value or one per latent")
+    v = v.expand(len(latents)).clone()
     # decode(f') + (x - decode(f)) = x + (f'_L - f_L) @ W_dec[L] for the plain affine decoder:
     # only the clamped rows of the decoder are needed (the full decode would double the cost).
     linear = getattr(sae.cfg, "normalize_activations", "none") == "none" and getattr(

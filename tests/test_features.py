@@ -55,3 +55,62 @@ def test_reason_scores_on_a_cache_equal_a_brute_force_computation(quick_run):
     assert out["groups"] == [0, 1, 2] and out["n_reasoning"] == int(is_r.sum())
     assert torch.allclose(out["score"], want, atol=1e-9)
     assert out["score"].argmax() == (want.argmax())
+
+
+def test_auroc_by_hand_and_with_ties():
+    from features.probes import best_auroc
+
+    f = torch.tensor([[0.1, 0.0], [0.4, 0.0], [0.35, 1.0], [0.8, 1.0]])
+    auc, cls = best_auroc(f, np.array([0, 0, 1, 1]))
+    # column 0 for class 1: positive ranks 2 and 4 -> (6 - 3) / (2 * 2) = 0.75; column 1 separates perfectly
+    assert auc.tolist() == pytest.approx([0.75, 1.0]) and cls.tolist() == [1, 1]
+    auc, _ = best_auroc(torch.tensor([[0.0], [0.0], [1.0], [1.0]]), np.array([0, 1, 0, 1]))
+    assert auc.tolist() == pytest.approx([0.5])  # ties averaged: no information
+
+
+def test_probe_accuracy_separable_and_random():
+    from features.probes import probe_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    y = np.arange(400) % 4
+    x = torch.randn(400, 8, generator=g) * 0.1
+    x[torch.arange(400), torch.as_tensor(y)] += 2.0  # the class is the hot coordinate
+    assert probe_accuracy(x, y)["accuracy"] >= 0.95
+    r = probe_accuracy(torch.randn(400, 8, generator=g), y)
+    assert r["accuracy"] < 0.45 and r["chance"] < 0.35
+
+
+def test_attribution_is_the_derivative_of_exact_ablation(tmp_path):
+    from activations.models import load_bridge
+    from features.causal import ablation_effect, attribution
+    from tests.helpers import plus_minus_sae, save_tiny_model
+
+    bridge = load_bridge(save_tiny_model(tmp_path / "m"))
+    sae = plus_minus_sae(32, 16)  # latents +-e_j of the first 16 dimensions, error = the rest
+    with torch.no_grad():
+        sae.W_enc[:, 0] = 0.0  # latent 0 never fires
+    hook = "blocks.0.hook_resid_post"
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(3, 20, size=n) for n in (7, 9, 6)]
+    masks = [np.arange(len(x)) >= len(x) - 3 for x in ids]
+    targets = np.array([5, 6, 7])
+    attr = attribution(bridge, sae, hook, ids, masks, targets)
+    from features.patching import last_logits
+
+    def logp(fn=None):
+        hooks = (lambda start, valid: [(hook, fn)]) if fn else None
+        lg = last_logits(bridge, ids, hooks).log_softmax(-1)
+        return lg[torch.arange(3), torch.as_tensor(targets)].double().mean().item()
+
+    eps, i = 1e-2, int(attr.abs().argmax())
+    row = sae.W_dec[i].detach()
+
+    def shrink(x, hook):  # ablate a fraction eps of latent i at the masked positions
+        m = torch.zeros(x.shape[:2], dtype=torch.bool)
+        for r, mk in enumerate(masks):
+            m[r, :len(mk)] = torch.as_tensor(mk)
+        return x - eps * sae.encode(x)[..., i:i + 1] * row * m[..., None]
+
+    assert (logp(shrink) - logp()) / eps == pytest.approx(attr[i].item(), rel=0.05, abs=1e-4)
+    eff = ablation_effect(bridge, sae, hook, ids, masks, targets, [i, 0])
+    assert attr[0] == 0 and eff[0] == pytest.approx(0.0, abs=1e-6) and np.sign(eff[i]) == np.sign(attr[i].item())

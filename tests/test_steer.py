@@ -37,6 +37,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     sae = plus_minus_sae(3, 2)
     with pytest.raises(ValueError, match=r"latent\(s\) \[4\] out of range: the SAE has 4 latents \(0..3\)"):
         clamp_latents(sae, [1, 4], 1.0)
+    with pytest.raises(ValueError, match="3 clamp values for 2 latents; give one value or one per latent"):
+        clamp_latents(sae, [0, 1], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="positions must be 'all', 'last' or a"):
         add_direction(torch.ones(3), 1.0, "first")(X)
     with pytest.raises(ValueError, match=r"a position mask of shape \(1, 3\) for activations of shape \(1, 1\)"):
