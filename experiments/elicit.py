@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from features.reason_score import ReasonScoreConfig
@@ -163,6 +164,31 @@ def _value_probes(sae, cache_path: Path, hook: str, cfg: ElicitConfig, seed: int
             "sparse_probe": vp["sparse_probe"] | {"latents": cfg.probe_top}, "dense_probe": vp["dense_probe"]}
 
 
+@torch.no_grad()
+def _chosen_by_role(sae, run: Path, variant: str, hook: str, latents: list[int]) -> dict:
+    """Mean activation of the chosen latents by token role in the base and in the variant,
+    both read through the base's SAE, on the cached token set (same tokens for both)."""
+    from activations.cache import open_cache
+    from experiments.tasks import ROLES
+
+    latents = list(dict.fromkeys(latents))
+    out = {"latents": latents, "roles": list(ROLES[:3]), "base": [], "variant": []}
+    for key, model in (("base", "base"), ("variant", variant)):
+        with open_cache(run / "activations" / model) as c:
+            role = c.column("role")
+            sums = torch.zeros(3, len(latents), dtype=torch.float64)
+            start = 0
+            for x in c.batches(hook, 8192):
+                f = sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype))[:, latents].double().cpu()
+                r = torch.from_numpy(role[start:start + len(x)].astype(np.int64))
+                for k in range(3):
+                    sums[k] += f[r == k].sum(0)
+                start += len(x)
+            counts = torch.tensor([(role == k).sum() for k in range(3)], dtype=torch.float64)
+        out[key] = (sums / counts[:, None]).tolist()  # (role, latent)
+    return out
+
+
 def _causal(model, sae, hook: str, items, cfg: ElicitConfig) -> dict:
     """Per site (CoT-step positions; the answer-prefix position): attribution for every latent,
     exact ablation for the top candidates; target = the answer the CoT implies."""
@@ -251,6 +277,9 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                                             "cosine": float(match["cosine"][t["latent"]])}
                                            for t in _top(reason_scores(base_sae, run / "activations" / "base", hook,
                                                                        cfg.reason_score)["score"], cfg.top)]}
+            record["chosen_by_role"] = _chosen_by_role(
+                base_sae, run, name, hook, [t["latent"] for t in record["decoder_matching"]["reason_latents_of_base"][:8]]
+                + [t["latent"] for t in record["latent_shift"]["grown"][:8]])
             record["behaviour"] = {"base": evaluate_sets(base, probe), "variant": evaluate_sets(ft, probe)}
             record["patching"] = patching_table(base, ft, probe, base.cfg.n_layers, cfg.patch_roles)
         (out / f"{name}.json").write_text(json.dumps(record, indent=1))

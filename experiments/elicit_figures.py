@@ -6,6 +6,8 @@ steering/*.json; each figure NAME.png with NAME.json beside it.
     steering       gap recovered vs strength per intervention, controls dashed, the patching
                    oracle as a line
     reason_latents the top ReasonScore latents of each model's SAE
+    chosen_latents base vs variant mean activation of the chosen latents (the base's top
+                   ReasonScore latents and the most-grown ones) by token role
 """
 
 from __future__ import annotations
@@ -54,6 +56,24 @@ def reason_latents_data(features: dict[str, dict]) -> dict:
             "models": {m: [(t["latent"], t["value"]) for t in f["reason_score"]["top"][:10]] for m, f in features.items()}}
 
 
+def chosen_latents_data(features: dict[str, dict]) -> dict:
+    return {"title": "Chosen latents (base's top ReasonScore, then most grown at the answer position): mean "
+                     "activation by token role, base vs variant, read through the base's SAE",
+            "variants": {v: f["chosen_by_role"] for v, f in features.items() if "chosen_by_role" in f}}
+
+
+def _draw_chosen(d: dict, axes) -> None:
+    v, c = next(iter(d["variants"].items()))
+    x = np.arange(len(c["latents"]))
+    for ax, (k, role) in zip(axes, enumerate(c["roles"])):
+        ax.bar(x - 0.2, c["base"][k], 0.4, label="base", color="black")
+        ax.bar(x + 0.2, c["variant"][k], 0.4, label=v, color="C0")
+        ax.set_xticks(x, [f"#{i}" for i in c["latents"]], rotation=90, fontsize=6)
+        ax.set_title(f"{role} tokens", fontsize=8)
+        ax.set_ylabel("mean activation")
+        ax.legend(fontsize=7)
+
+
 def _draw_patching(d: dict, axes) -> None:
     v, p = next(iter(d["variants"].items()))
     for ax, key in zip(axes, ("follow", "accuracy")):
@@ -93,7 +113,8 @@ def _draw_reason(d: dict, axes) -> None:
 
 ELICIT_FIGURES = {"patching": (patching_data, _draw_patching, 2, "features"),
                   "steering": (steering_data, _draw_steering, 2, "steering"),
-                  "reason_latents": (reason_latents_data, _draw_reason, 1, "features")}
+                  "reason_latents": (reason_latents_data, _draw_reason, 1, "features"),
+                  "chosen_latents": (chosen_latents_data, _draw_chosen, 3, "features")}
 
 
 def draw_elicit_figures(features: dict, steering: dict, out: Path) -> list[Path]:

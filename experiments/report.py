@@ -26,6 +26,8 @@ FIGURE_CAPTIONS = {
     "steering": "Gap recovered by each intervention at the answer position (solid) and its control (dashed: random "
                 "latents of matched firing frequency, a random direction of the same norm); dotted: the patching oracle.",
     "reason_latents": "The ten highest ReasonScores of each model's SAE.",
+    "chosen_latents": "The base's top ReasonScore latents and the latents that grew most at the answer position: "
+                      "mean activation per token role in the base and in the variant (the base's SAE reads both).",
 }
 
 

@@ -99,7 +99,9 @@ def test_features_and_steer_stages_of_the_quick_run(quick_run):
     assert s["single"]["patching_oracle"]["metrics"]["heldout"] == t["resid_post@1"]["last"]["heldout"]
     md = (run / "report.md").read_text()
     assert "## Eliciting the reasoning back (steering)" in md and "**What this shows**" in md
-    for name in ("patching", "steering", "reason_latents"):
+    c = f["chosen_by_role"]
+    assert len(c["base"]) == len(c["variant"]) == 3 and all(len(r) == len(c["latents"]) for r in c["base"])
+    for name in ("patching", "steering", "reason_latents", "chosen_latents"):
         assert (run / "figures" / f"{name}.png").is_file() and f"figures/{name}.png" in md
 
 
