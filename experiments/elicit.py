@@ -97,6 +97,10 @@ class Probe:
         if trained:
             self.sets["trained"] = probe_items(task, tok, trained[:cfg.n], seed)
         self.choose = probe_items(task, tok, choose[:cfg.n_choose], seed + 1)
+        from experiments.probe_items import extra_items
+
+        self.extra = extra_items(task, tok, held, distinct_problems(task, cfg.n, cfg.k, seed + 1000, unanswerable=True),
+                                 distinct_problems(task, cfg.n, cfg.k + 1, seed + 1000), seed)
 
 
 def _last_mask_hooks(hook: str, fn):
@@ -109,12 +113,16 @@ def _last_mask_hooks(hook: str, fn):
 
 
 def evaluate_sets(model, probe: Probe, hooks_for=None, sets: dict | None = None) -> dict:
-    """Probe metrics per set (default: the evaluation sets, held-out and trained)."""
-    from experiments.probe_items import item_metrics
+    """Probe metrics per set (default: the evaluation sets, held-out and trained; the held-out
+    set also gets AOC, abstention recall and out-of-distribution accuracy)."""
+    from experiments.probe_items import extra_metrics, item_metrics
     from features.patching import last_logits
 
-    return {name: item_metrics(last_logits(model, items.ids, hooks_for), items)
-            for name, items in (sets or probe.sets).items()}
+    out = {name: item_metrics(last_logits(model, items.ids, hooks_for), items)
+           for name, items in (sets or probe.sets).items()}
+    if sets is None:
+        out["heldout"] |= extra_metrics(lambda ids: last_logits(model, ids, hooks_for).argmax(-1).numpy(), probe.extra)
+    return out
 
 
 def patching_table(base, ft, probe: Probe, n_layers: int, roles: list[str]) -> dict:
@@ -364,9 +372,12 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
     _validate_in_base(run, base, sae, cfg, hook, task, tok, seed, out, log)
 
 
+GAP_METRICS = ("accuracy", "follow", "aoc", "abstention_recall", "ood_accuracy")
+
+
 def _gaps(m: dict, ref: dict) -> dict:
     return {s: {metric: gap_recovered(m[s][metric], ref["base"][s][metric], ref["variant"][s][metric])
-                for metric in ("accuracy", "follow")} for s in m if s in ref["base"]}
+                for metric in GAP_METRICS if metric in m[s]} for s in m if s in ref["base"]}
 
 
 def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, tok, seed: int, out: Path, log) -> None:

@@ -101,3 +101,52 @@ def item_metrics(logits: torch.Tensor, items: ProbeItems) -> dict:
     lp = logits.float().log_softmax(-1)[torch.arange(len(items)), torch.as_tensor(items.implied)].numpy()
     return {"accuracy": rate(pred[g] == items.gold[g]), "follow": rate(pred[c] == items.implied[c]),
             "stay": rate(pred[c] == items.gold[c]), "logp_implied": mean(lp.tolist())}
+
+
+@dataclass
+class ExtraItems:
+    """Prefixes for the other behaviour metrics, forced at the answer prefix like probe items."""
+
+    truncated: list[np.ndarray]
+    """Gold CoTs cut after j = 0..n of their n steps (the last, j = n, is the full CoT)."""
+    truncated_of: np.ndarray
+    """(len(truncated),) the example each truncated prefix belongs to."""
+    unanswerable: list[np.ndarray]
+    """Unanswerable problems with their gold CoT (carrying `?`): the right answer is `?`."""
+    unknown: int
+    """Token id of `?`."""
+    ood: ProbeItems
+    """Gold and corrupted items one step longer than the probe set (out of distribution)."""
+
+
+def extra_items(task: ArithmeticTask, tokenizer, examples: Sequence[Example], unanswerable: Sequence[Example],
+                ood: Sequence[Example], seed: int) -> ExtraItems:
+    def ids(texts: list[str]) -> list[np.ndarray]:
+        return [np.asarray(tokenizer(t)["input_ids"]) for t in texts]
+
+    texts, of = [], []
+    for i, ex in enumerate(e for e in examples if not e.abstain):
+        steps = [task.format_cot([s]) for s in ex.steps]
+        for j in range(len(steps) + 1):
+            texts.append(ex.prompt + task.format_cot(ex.steps[:j]) + task.answer_prefix)
+            of.append(i)
+    return ExtraItems(truncated=ids(texts), truncated_of=np.array(of),
+                      unanswerable=ids([ex.prompt + task.format_cot(ex.steps) + task.answer_prefix
+                                        for ex in unanswerable]),
+                      unknown=_one_token(tokenizer, "?"), ood=probe_items(task, tokenizer, ood, seed))
+
+
+def extra_metrics(predict, extra: ExtraItems) -> dict:
+    """`predict(ids) -> (N,) predicted token ids`. aoc: mean over examples of the fraction of
+    truncation points j < n where the answer differs from the full-CoT answer (as the
+    behaviour suite's early answering, on the gold CoT); abstention_recall: `?` on
+    unanswerable problems; ood_accuracy: gold CoTs one step longer."""
+    pred = predict(extra.truncated)
+    changed = []
+    for i in np.unique(extra.truncated_of):
+        p = pred[extra.truncated_of == i]
+        changed.append(float((p[:-1] != p[-1]).mean()))
+    ood_pred = predict(extra.ood.ids)
+    g = extra.ood.kind == 0
+    return {"aoc": mean(changed), "abstention_recall": rate(predict(extra.unanswerable) == extra.unknown),
+            "ood_accuracy": rate(ood_pred[g] == extra.ood.gold[g])}

@@ -300,13 +300,18 @@ def _elicit_section(el: dict) -> list[str]:
         ref = r["reference"]
         sets = list(ref["base"])
         out += [f"`{v}` steered at the answer position; gap recovered = (m_steered - m_{v}) / (m_base - m_{v}) "
-                "with the steered rate's 95% interval. Base / variant: " + "; ".join(
+                "with the steered rate's 95% interval; the strength is picked by held-out follow on a separate "
+                "problem set. aoc: early answering on the gold CoT; abstention_recall: `?` after an unanswerable "
+                "problem's CoT; ood_accuracy: one step longer. Base / variant: " + "; ".join(
                     f"{s}: accuracy {ref['base'][s]['accuracy']['value']:.2f} / {ref['variant'][s]['accuracy']['value']:.2f}, "
                     f"follow {ref['base'][s]['follow']['value']:.2f} / {ref['variant'][s]['follow']['value']:.2f}"
                     for s in sets) + ".", ""]
-        head = ["intervention", "best strength"] + [f"{m} {s}" for s in sets for m in ("follow", "accuracy")]
+        first = r["best"].get("ablate_grown_latents") or next(iter(r["best"].values()))
+        cols = [(st, m) for st in sets for m in ("follow", "accuracy", "aoc", "abstention_recall", "ood_accuracy")
+                if m in first["gap_recovered"][st]]
+        head = ["intervention", "best strength"] + [f"{m} {st}" for st, m in cols]
         rows = [[INTERVENTION_NAMES.get(name, name), "-" if b["strength"] is None else str(b["strength"])]
-                + [_gap(b["gap_recovered"][s][m]) for s in sets for m in ("follow", "accuracy")]
+                + [_gap(b["gap_recovered"][st][m]) if m in b["gap_recovered"][st] else "n/a" for st, m in cols]
                 for name, b in r["best"].items()]
         out += _table(head, rows) + [""]
         out += [_what_it_shows(r["best"]), ""]

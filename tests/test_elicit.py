@@ -133,3 +133,23 @@ def test_answer_position_hooks_act_on_each_sequences_last_token(tmp_path):
     single = torch.cat([last_logits(bridge, [x], hooks) for x in ids])
     assert torch.allclose(batched, single, atol=1e-5)
     assert not torch.allclose(batched, last_logits(bridge, ids), atol=1e-3)
+
+
+def test_extra_metrics_by_hand():
+    """AOC, abstention recall and OOD accuracy from predictions fixed by hand."""
+    from experiments.probe_items import ExtraItems, ProbeItems, extra_metrics
+
+    ids = [np.array([i]) for i in range(7)]
+    ood = ProbeItems(ids=[np.array([10]), np.array([11])], role=[np.zeros(1)] * 2, kind=np.array([0, 1]),
+                     gold=np.array([5, 5]), implied=np.array([5, 6]), step=np.array([-1, 0]))
+    extra = ExtraItems(truncated=ids[:5], truncated_of=np.array([0, 0, 0, 1, 1]), unanswerable=ids[5:7],
+                       unknown=9, ood=ood)
+    answers = {0: 1, 1: 2, 2: 2, 3: 3, 4: 3, 5: 9, 6: 4, 10: 5, 11: 5}  # token -> predicted token
+
+    def predict(seqs):
+        return np.array([answers[int(s[0])] for s in seqs])
+
+    m = extra_metrics(predict, extra)
+    # example 0: cuts predict 1, 2 vs full 2 -> changed 1 of 2; example 1: 3 vs 3 -> 0 of 1
+    assert m["aoc"]["value"] == pytest.approx(0.25) and m["aoc"]["n"] == 2
+    assert m["abstention_recall"]["value"] == 0.5 and m["ood_accuracy"]["value"] == 1.0 and m["ood_accuracy"]["n"] == 1
