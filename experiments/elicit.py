@@ -60,6 +60,10 @@ class ElicitConfig:
     """Numbers of most-grown latents ablated (the steering strengths of that intervention)."""
     alphas: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0])
     """Scales of the difference-of-means vector."""
+    clamp_latents: int = 8
+    """How many of the base's top ReasonScore latents are clamped."""
+    clamp_strengths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+    """Clamp values as multiples of each latent's largest activation at the answer position."""
     validation_counts: list[int] = field(default_factory=lambda: [4, 16, 64])
     """Top-ReasonScore latents ablated in the base (causal validation), against random ones."""
 
@@ -305,7 +309,7 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
     from experiments.probe_items import item_metrics
     from features.latent_stats import matched_random_latents, position_activations, random_direction_like
     from features.patching import last_logits, patched_last_logits
-    from features.steer import ablate_latents, add_direction, check_hook, mean_difference
+    from features.steer import ablate_latents, add_direction, check_hook, clamp_latents, mean_difference
     from sae.load import load_sae_folder
 
     tok = AutoTokenizer.from_pretrained(run / "models" / "base")
@@ -335,7 +339,20 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
             return evaluate_sets(ft, probe, hooks) | {"choose": evaluate_sets(ft, probe, hooks, {"choose": ch})["choose"]}
 
         sweeps = {"ablate_grown_latents": [], "ablate_random_latents": [], "mean_difference": [],
-                  "random_direction": []}
+                  "random_direction": [], "clamp_reason_latents": [], "clamp_random_latents": []}
+        # Galichin et al.'s clamp: the base's top ReasonScore latents set to strength x their
+        # largest activation at the answer position (choice set), against random latents
+        # matched in firing frequency clamped the same way
+        reason = [t["latent"] for t in json.loads((run / "features" / "base.json").read_text())["reason_score"]["top"]
+                  ][:cfg.clamp_latents]
+        code_b = sae.encode(acts[0].to(sae.W_enc.device)).float().cpu()
+        peak, base_freq = code_b.amax(0), (code_b > 0).float().mean(0)
+        reason_control = matched_random_latents(base_freq, reason, seed + 7)
+        for st in cfg.clamp_strengths:
+            for name, lat in (("clamp_reason_latents", reason), ("clamp_random_latents", reason_control)):
+                values = st * peak[lat].clamp_min(1e-3)  # a latent silent there is clamped to a small value
+                sweeps[name].append({"strength": st, "latents": lat,
+                                     "metrics": steered(clamp_latents(sae, lat, values))})
         for n in counts:
             chosen = grown[:n].tolist()
             control = matched_random_latents(freq, chosen, seed + n)

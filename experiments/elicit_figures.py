@@ -85,9 +85,12 @@ def _draw_patching(d: dict, axes) -> None:
 def _draw_steering(d: dict, axes) -> None:
     v, s = next(iter(d["variants"].items()))
     pairs = [("ablate_grown_latents", "ablate_random_latents", "latents ablated"),
-             ("mean_difference", "random_direction", "alpha")]
+             ("mean_difference", "random_direction", "alpha"),
+             ("clamp_reason_latents", "clamp_random_latents", "clamp strength (x max activation)")]
     for ax, (main, control, xlabel) in zip(axes, pairs):
         for name, style in ((main, "-"), (control, "--")):
+            if name not in s["curves"]:
+                continue
             c = s["curves"][name]
             for metric, color in (("follow", "C0"), ("accuracy", "C1")):
                 y = [np.nan if x is None else x for x in c[f"{metric}_heldout"]]
@@ -112,7 +115,7 @@ def _draw_reason(d: dict, axes) -> None:
 
 
 ELICIT_FIGURES = {"patching": (patching_data, _draw_patching, 2, "features"),
-                  "steering": (steering_data, _draw_steering, 2, "steering"),
+                  "steering": (steering_data, _draw_steering, 3, "steering"),
                   "reason_latents": (reason_latents_data, _draw_reason, 1, "features"),
                   "chosen_latents": (chosen_latents_data, _draw_chosen, 3, "features")}
 

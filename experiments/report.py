@@ -236,6 +236,8 @@ INTERVENTION_NAMES = {
     "ablate_random_latents": "control: ablate random latents (matched firing frequency)",
     "mean_difference": "add the difference of means (base - variant) x alpha",
     "random_direction": "control: add a random direction of the same norm x alpha",
+    "clamp_reason_latents": "clamp the base's top ReasonScore latents to strength x their max",
+    "clamp_random_latents": "control: clamp random latents (matched firing frequency) the same way",
     "base_sae_reconstruction": "replace the activation by the base SAE's reconstruction (drop its error)",
     "patching_oracle": "oracle: patch in the base's activation",
 }
@@ -254,8 +256,10 @@ def _what_it_shows(best: dict) -> str:
         b = best.get(name)
         return None if b is None else b["gap_recovered"]["heldout"]["follow"]["value"]
 
-    steer = [(g(n), n) for n in ("ablate_grown_latents", "mean_difference", "base_sae_reconstruction") if g(n) is not None]
-    control = max((g(n) for n in ("ablate_random_latents", "random_direction") if g(n) is not None), default=None)
+    steer = [(g(n), n) for n in ("ablate_grown_latents", "mean_difference", "clamp_reason_latents",
+                                 "base_sae_reconstruction") if g(n) is not None]
+    control = max((g(n) for n in ("ablate_random_latents", "random_direction", "clamp_random_latents")
+                   if g(n) is not None), default=None)
     oracle = g("patching_oracle")
     if not steer or oracle is None:
         return "**What this shows**: there is no follow gap to recover between the base and this variant."
