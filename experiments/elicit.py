@@ -257,6 +257,8 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
         t0 = time.perf_counter()
         sae = load_sae_folder(run / "saes" / name, device)
         rs = reason_scores(sae, run / "activations" / name, hook, cfg.reason_score)
+        if name == "base":  # the base's scores are reused for every variant's decoder matching
+            base_score = rs["score"]
         record = {"model": name, "hook": hook, "sae": f"saes/{name}",
                   "reason_score": {"config": cfg.reason_score.__dict__, "groups": rs["groups"],
                                    "n_reasoning": rs["n_reasoning"], "n_other": rs["n_other"],
@@ -266,11 +268,11 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
         record["value_probes"] = _value_probes(sae, run / "activations" / name, hook, cfg, seed)
         if name == "base" or name in cfg.variants:
             model = base if name == "base" else load_bridge(str(run / "models" / name), device)
-            record["causal"] = _causal(model, sae, hook, Probe(run, name, task, tok, cfg, seed).choose, cfg)
+            probe = Probe(run, name, task, tok, cfg, seed)  # built once, reused below for variants
+            record["causal"] = _causal(model, sae, hook, probe.choose, cfg)
         record["table"] = _ranked_table(record, cfg.top)
         if name in cfg.variants:
-            ft = load_bridge(str(run / "models" / name), device)
-            probe = Probe(run, name, task, tok, cfg, seed)
+            ft = model  # loaded, and its probe items built, for the causal scores above
             ch = probe.choose
             acts = [position_activations(m, ch.ids, ch.role_masks("last"), hook) for m in (base, ft)]
             sh = latent_shift(base_sae, *acts)
@@ -287,8 +289,7 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                 float(match["same_index_cosine"].median()),
                 "reason_latents_of_base": [{"latent": t["latent"], "match": int(match["match"][t["latent"]]),
                                             "cosine": float(match["cosine"][t["latent"]])}
-                                           for t in _top(reason_scores(base_sae, run / "activations" / "base", hook,
-                                                                       cfg.reason_score)["score"], cfg.top)]}
+                                           for t in _top(base_score, cfg.top)]}
             record["chosen_by_role"] = _chosen_by_role(
                 base_sae, run, name, hook, [t["latent"] for t in record["decoder_matching"]["reason_latents_of_base"][:8]]
                 + [t["latent"] for t in record["latent_shift"]["grown"][:8]])
