@@ -26,7 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/default", help="a run directory with models/ and saes/")
     ap.add_argument("--n", type=int, default=200, help="prompts")
-    ap.add_argument("--reps", type=int, default=3, help="alternating repetitions")
+    ap.add_argument("--reps", type=int, default=5, help="alternating repetitions")
     args = ap.parse_args()
     import torch
     from transformers import AutoTokenizer

@@ -10,6 +10,8 @@ features stage  features/<variant>.json
   - ReasonScore of every latent of the model's own SAE (top latents listed)
   - latent shift at the answer position: base and variant read through the base's SAE
   - decoder matching of the paired SAEs (base latent -> most similar variant latent)
+  - with a crosscoder of base and variant: its top ReasonScore latents with their relative
+    decoder norm, class and Latent Scaling ratios (do the reasoning latents survive?)
   - activation patching base -> variant and variant -> base, per layer, component
     (attention out, MLP out, residual) and position role: the oracle upper bound
 steer stage     steering/<variant>.json
@@ -107,44 +109,57 @@ class Probe:
                                  distinct_problems(task, cfg.n, cfg.k + 1, seed + 1000), seed)
 
 
-def _last_mask_hooks(hook: str, fn):
-    """Hooks applying `fn` at each sequence's last token (the answer prefix) of a batch."""
-    def hooks_for(start, valid):
-        m = torch.zeros(valid.shape, dtype=torch.bool)
-        m[torch.arange(len(valid)), valid.sum(1) - 1] = True
-        return [(hook, lambda x, hook: torch.where(m[..., None].to(x.device), fn(x, hook), x))]
-    return hooks_for
+def _metrics(logits_of, probe: Probe, sets: dict | None) -> dict:
+    from experiments.probe_items import extra_metrics, item_metrics
+
+    out = {name: item_metrics(logits_of(items.ids), items) for name, items in (sets or probe.sets).items()}
+    if sets is None:
+        out["heldout"] |= extra_metrics(lambda ids: logits_of(ids).argmax(-1).numpy(), probe.extra)
+    return out
 
 
 def evaluate_sets(model, probe: Probe, hooks_for=None, sets: dict | None = None) -> dict:
     """Probe metrics per set (default: the evaluation sets, held-out and trained; the held-out
     set also gets AOC, abstention recall and out-of-distribution accuracy)."""
-    from experiments.probe_items import extra_metrics, item_metrics
     from features.patching import last_logits
 
-    out = {name: item_metrics(last_logits(model, items.ids, hooks_for), items)
-           for name, items in (sets or probe.sets).items()}
-    if sets is None:
-        out["heldout"] |= extra_metrics(lambda ids: last_logits(model, ids, hooks_for).argmax(-1).numpy(), probe.extra)
-    return out
+    return _metrics(lambda ids: last_logits(model, ids, hooks_for), probe, sets)
+
+
+class ProbeRunner:
+    """`evaluate_sets` for many answer-position interventions on one model: every item list
+    of the probe gets a `LastTokenRunner` (its prefix runs once), so each intervention costs
+    one position per item."""
+
+    def __init__(self, model, probe: Probe):
+        from features.patching import LastTokenRunner
+
+        self.probe = probe
+        lists = [items.ids for items in probe.sets.values()] + [
+            probe.choose.ids, probe.extra.truncated, probe.extra.unanswerable, probe.extra.ood.ids]
+        self.runners = {id(ids): LastTokenRunner(model, ids) for ids in lists}
+
+    def evaluate(self, fwd_hooks=(), sets: dict | None = None) -> dict:
+        """Metrics as `evaluate_sets`, with `fwd_hooks` applied at the answer prefix only."""
+        return _metrics(lambda ids: self.runners[id(ids)].logits(fwd_hooks), self.probe, sets)
 
 
 def patching_table(base, ft, probe: Probe, n_layers: int, roles: list[str]) -> dict:
     """metrics[direction][f"{component}@{layer}"][role][set]: direction base->variant (the
     variant run with the base's activation) and variant->base."""
     from experiments.probe_items import item_metrics
-    from features.patching import patched_last_logits
+    from features.patching import patching_sweep
 
+    sites = {f"{comp}@{layer}": f"blocks.{layer}.hook_{comp}" for comp in COMPONENTS for layer in range(n_layers)}
     out = {}
     for direction, (receiver, donor) in {"base_to_variant": (ft, base), "variant_to_base": (base, ft)}.items():
-        table = {}
-        for comp in COMPONENTS:
-            for layer in range(n_layers):
-                hook = f"blocks.{layer}.hook_{comp}"
-                table[f"{comp}@{layer}"] = {
-                    role: {name: item_metrics(patched_last_logits(receiver, donor, items.ids, hook,
-                                                                  items.role_masks(role)), items)
-                           for name, items in probe.sets.items()} for role in roles}
+        table = {site: {role: {} for role in roles} for site in sites}
+        for name, items in probe.sets.items():
+            logits = patching_sweep(receiver, donor, items.ids, list(sites.values()),
+                                    {role: items.role_masks(role) for role in roles})
+            for site, hook in sites.items():
+                for role in roles:
+                    table[site][role][name] = item_metrics(logits[(hook, role)], items)
         out[direction] = table
     return out
 
@@ -216,6 +231,29 @@ def _causal(model, sae, hook: str, items, cfg: ElicitConfig) -> dict:
                      "exact": [{"latent": i, "delta_logp": d, "attribution": float(attr[i])}
                                for i, d in sorted(exact.items(), key=lambda kv: kv[1])]}
     return out
+
+
+def _crosscoder_reasoning(run: Path, variant: str, hook: str, cfg: ElicitConfig, device: str) -> dict | None:
+    """Do the reasoning latents survive fine-tuning? The crosscoder's top ReasonScore latents
+    (scored on the base's tokens, reading both models) with their relative decoder norm r,
+    class and Latent Scaling ratios from the sae stage's diff.json; None without a crosscoder."""
+    from features.reason_score import crosscoder_reason_scores
+    from sae.crosscoder import load_crosscoder
+
+    folder = run / "saes" / f"crosscoder-{variant}"
+    if not (folder / "diff.json").exists():
+        return None
+    cc = load_crosscoder(folder, device)
+    rs = crosscoder_reason_scores(cc, run / "activations" / "base", run / "activations" / variant, hook,
+                                  cfg.reason_score)
+    diff = {d["latent"]: d for d in json.loads((folder / "diff.json").read_text())["latents"]}
+    top = [t | {k: diff[t["latent"]][k] for k in ("r", "class", "rate", "nu_eps", "nu_rec")}
+           for t in _top(rs["score"], cfg.top)]
+    classes = [t["class"] for t in top]
+    return {"crosscoder": f"saes/crosscoder-{variant}", "top": top,
+            "classes_of_top": {c: classes.count(c) for c in ("base_only", "shared", "finetuned_only", "dead")},
+            "median_r_of_top": float(np.median([t["r"] for t in top])),
+            "all": [round(float(v), 6) for v in rs["score"]]}
 
 
 def _ranked_table(record: dict, top: int) -> dict:
@@ -290,6 +328,9 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                 "reason_latents_of_base": [{"latent": t["latent"], "match": int(match["match"][t["latent"]]),
                                             "cosine": float(match["cosine"][t["latent"]])}
                                            for t in _top(base_score, cfg.top)]}
+            cc = _crosscoder_reasoning(run, name, hook, cfg, device)
+            if cc is not None:
+                record["crosscoder_reason_score"] = cc
             record["chosen_by_role"] = _chosen_by_role(
                 base_sae, run, name, hook, [t["latent"] for t in record["decoder_matching"]["reason_latents_of_base"][:8]]
                 + [t["latent"] for t in record["latent_shift"]["grown"][:8]])
@@ -334,10 +375,12 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
         choose_ref = {"base": evaluate_sets(base, probe, sets={"choose": ch}),
                       "variant": evaluate_sets(ft, probe, sets={"choose": ch})}
 
+        runner = ProbeRunner(ft, probe)
+
         def steered(fn) -> dict:
             """Metrics on the evaluation sets, and on the choice set (which picks the best strength)."""
-            hooks = _last_mask_hooks(hook, fn)
-            return evaluate_sets(ft, probe, hooks) | {"choose": evaluate_sets(ft, probe, hooks, {"choose": ch})["choose"]}
+            hooks = [(hook, fn)]  # the runner runs the answer prefix only: fn sees that position
+            return runner.evaluate(hooks) | {"choose": runner.evaluate(hooks, {"choose": ch})["choose"]}
 
         sweeps = {"ablate_grown_latents": [], "ablate_random_latents": [], "mean_difference": [],
                   "random_direction": [], "clamp_reason_latents": [], "clamp_random_latents": []}
@@ -400,13 +443,16 @@ def _gaps(m: dict, ref: dict) -> dict:
 
 def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, tok, seed: int, out: Path, log) -> None:
     """Ablating the base's top ReasonScore latents at every position should hurt its
-    CoT-dependent answers (follow on corrupted CoTs, accuracy) more than random latents."""
+    CoT-dependent answers (follow on corrupted CoTs, accuracy) more than random latents. The
+    positive control: as many latents with the most harmful attribution at CoT steps (chosen
+    on the choice set), which shows whether this measurement can detect an effect at all."""
     from features.latent_stats import matched_random_latents, position_activations
     from features.steer import ablate_latents
 
     feats = json.loads((run / "features" / "base.json").read_text())
     score = torch.tensor(feats["reason_score"]["all"])
     order = score.argsort(descending=True)
+    harmful = torch.tensor(feats["causal"]["steps"]["attribution"]).argsort()  # most negative first
     probe = Probe(run, "base", task, tok, cfg, seed)
     acts = position_activations(base, probe.choose.ids, probe.choose.role_masks("all"), hook)
     freq = (sae.encode(acts.to(sae.W_enc.device)) > 0).float().mean(0).cpu()
@@ -415,13 +461,16 @@ def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, 
         top = order[:n].tolist()
         rnd = matched_random_latents(freq, top, seed + 100 + n)
         everywhere = lambda fn: (lambda start, valid: [(hook, fn)])  # noqa: E731
-        rows.append({"n": n, "reason_latents": top, "random_latents": rnd,
+        causal = harmful[:n].tolist()
+        rows.append({"n": n, "reason_latents": top, "random_latents": rnd, "causal_latents": causal,
                      "ablate_reason": evaluate_sets(base, probe, everywhere(ablate_latents(sae, top))),
-                     "ablate_random": evaluate_sets(base, probe, everywhere(ablate_latents(sae, rnd)))})
+                     "ablate_random": evaluate_sets(base, probe, everywhere(ablate_latents(sae, rnd))),
+                     "ablate_causal": evaluate_sets(base, probe, everywhere(ablate_latents(sae, causal)))})
     record = {"model": "base", "hook": hook, "positions": "all", "clean": evaluate_sets(base, probe), "rows": rows}
     (out / "base-validation.json").write_text(json.dumps(record, indent=1))
     last = rows[-1]
     lp = lambda m: m["heldout"]["logp_implied"]["value"]  # noqa: E731
     log(f"  validation in base: ablating {last['n']} top ReasonScore latents -> accuracy "
         f"{last['ablate_reason']['heldout']['accuracy']['value']:.2f}, log p(implied) {lp(record['clean']):.3f} -> "
-        f"{lp(last['ablate_reason']):.3f}; {last['n']} random -> {lp(last['ablate_random']):.3f}")
+        f"{lp(last['ablate_reason']):.3f}; {last['n']} random -> {lp(last['ablate_random']):.3f}; "
+        f"{last['n']} most harmful by attribution -> {lp(last['ablate_causal']):.3f}")

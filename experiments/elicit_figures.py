@@ -143,6 +143,13 @@ def elicit_summary(features: dict, steering: dict, validation: dict | None) -> d
             "reason_top": f["reason_score"]["top"][:5], "value_top": vp["top"][:5],
             "sparse_probe": vp["sparse_probe"], "dense_probe": vp["dense_probe"], "value_positions": vp["n"],
             "causal": {site: c["exact"][:3] for site, c in causal.items()}}
+        if "decoder_matching" in f:  # do the base's reasoning latents survive in this variant?
+            cos = [t["cosine"] for t in f["decoder_matching"]["reason_latents_of_base"]]
+            out["latents"][m]["survival"] = {
+                "n": len(cos), "median_match_cosine": float(np.median(cos)),
+                "median_cosine_all": f["decoder_matching"]["median_cosine"],
+                "crosscoder": {k: f["crosscoder_reason_score"][k] for k in ("classes_of_top", "median_r_of_top")}
+                if "crosscoder_reason_score" in f else None}
     for v, s in steering.items():
         best = {}
         for name, entries in s["sweeps"].items():
@@ -157,5 +164,5 @@ def elicit_summary(features: dict, steering: dict, validation: dict | None) -> d
         out["variants"][v] = {"reference": s["reference"], "best": best}
     if validation:
         out["validation"] = {"clean": validation["clean"], "rows": [
-            {k: r[k] for k in ("n", "ablate_reason", "ablate_random")} for r in validation["rows"]]}
+            {k: r[k] for k in ("n", "ablate_reason", "ablate_random", "ablate_causal") if k in r} for r in validation["rows"]]}
     return out

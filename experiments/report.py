@@ -294,6 +294,18 @@ def _latent_section(latents: dict) -> list[str]:
                      f"(chance {r['dense_probe']['chance']:.2f}, n={r['dense_probe']['n_test']})", causal])
     out += _table(["model", "top ReasonScore", "top value AUROC", "value probe sparse / dense",
                    "most harmful ablations (delta log p)"], rows) + [""]
+    surv = {m: r["survival"] for m, r in latents.items() if r.get("survival")}
+    if surv:
+        out += ["Do the base's reasoning latents survive fine-tuning? Decoder matching: each of the base SAE's top "
+                "ReasonScore latents against its most similar decoder direction in the variant's SAE (cosine; "
+                "all latents' median beside it). Crosscoder (where trained): its own top ReasonScore latents by "
+                "class (relative decoder norm r < 0.1 base-only, > 0.9 fine-tuned-only).", ""]
+        rows = [[m, f"{s['median_match_cosine']:.2f} (all {s['median_cosine_all']:.2f}, n={s['n']})",
+                 "-" if not s["crosscoder"] else ", ".join(f"{c} {n}" for c, n in s["crosscoder"]["classes_of_top"].items()
+                                                           if n) + f"; median r {s['crosscoder']['median_r_of_top']:.2f}"]
+                for m, s in surv.items()]
+        out += _table(["variant", "base reasoning latents: median match cosine", "crosscoder top reasoning latents"],
+                      rows) + [""]
     return out
 
 
@@ -322,14 +334,37 @@ def _elicit_section(el: dict) -> list[str]:
     val = el.get("validation")
     if val:
         out += ["Causal validation in the base: ablating its top ReasonScore latents (all positions, SAE error kept) "
-                "against as many random latents of matched firing frequency:", ""]
+                "against as many random latents of matched firing frequency, and, as the positive control that "
+                "shows whether this measurement can see an effect, as many latents with the most harmful "
+                "attribution at CoT steps (chosen on other problems):", ""]
         h = lambda m, k: m["heldout"][k]  # noqa: E731
         clean = h(val["clean"], "logp_implied")
-        rows = [[str(r["n"]), f"{h(r['ablate_reason'], 'accuracy')['value']:.2f}",
-                 f"{h(r['ablate_random'], 'accuracy')['value']:.2f}", f"{h(r['ablate_reason'], 'follow')['value']:.2f}",
-                 f"{h(r['ablate_random'], 'follow')['value']:.2f}", _sci(h(r["ablate_reason"], "logp_implied")),
-                 _sci(h(r["ablate_random"], "logp_implied"))] for r in val["rows"]]
-        out += [f"Clean base: mean log p of the implied answer {_sci(clean)}.", ""]
-        out += _table(["latents", "accuracy (reason)", "accuracy (random)", "follow (reason)", "follow (random)",
-                       "log p implied (reason)", "log p implied (random)"], rows) + [""]
+        kinds = ("ablate_reason", "ablate_random", "ablate_causal")
+        rows = [[str(r["n"])] + [f"{h(r[k], 'accuracy')['value']:.2f}" for k in kinds]
+                + [f"{h(r[k], 'follow')['value']:.2f}" for k in kinds]
+                + [_sci(h(r[k], "logp_implied")) for k in kinds] for r in val["rows"]]
+        out += [f"Clean base: accuracy {h(val['clean'], 'accuracy')['value']:.2f}, follow "
+                f"{h(val['clean'], 'follow')['value']:.2f}, mean log p of the implied answer {_sci(clean)}.", ""]
+        out += _table(["latents"] + [f"{m} ({k})" for m in ("accuracy", "follow", "log p implied")
+                                     for k in ("reason", "random", "causal")], rows) + [""]
+        out += [_validation_verdict(val, clean["value"]), ""]
     return out
+
+
+def _validation_verdict(val: dict, clean: float) -> str:
+    """One plain sentence on the validation at the largest latent count."""
+    r = val["rows"][-1]
+    lp = {k: r[k]["heldout"]["logp_implied"]["value"] for k in ("ablate_reason", "ablate_random", "ablate_causal")}
+    acc = {k: r[k]["heldout"]["accuracy"]["value"] for k in lp}
+    drop = {k: clean - v for k, v in lp.items()}
+    seen = drop["ablate_causal"] > 0.1 or acc["ablate_causal"] < val["clean"]["heldout"]["accuracy"]["value"] - 0.05
+    text = (f"With {r['n']} latents ablated, log p of the implied answer falls by {drop['ablate_reason']:.2g} "
+            f"(ReasonScore), {drop['ablate_random']:.2g} (random) and {drop['ablate_causal']:.2g} (attribution). ")
+    if not seen:
+        return text + "Even the positive control barely moves the answer: at this layer the base does not depend on " \
+                      "single SAE latents enough for this check to say anything."
+    if drop["ablate_reason"] > 2 * max(drop["ablate_random"], 1e-9) and drop["ablate_reason"] > 0.1:
+        return text + "The ReasonScore latents matter more than random ones: the validation passes."
+    return text + ("The positive control shows the check can see an effect, but the ReasonScore latents hurt no "
+                   "more than random ones: on this task ReasonScore does not find the latents the answer depends on "
+                   "(a negative result for ReasonScore as a causal locator here).")

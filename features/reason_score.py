@@ -98,20 +98,43 @@ def reason_scores(sae, cache_path: str | Path, hook: str, cfg: ReasonScoreConfig
     with open_cache(cache_path) as cache:
         check_fits(sae, cache.d_model, hook)
         cols = {name: cache.column(name) for name in ["seq", *cache.meta["label_names"]]}
-        is_r, group = reasoning_positions(cols, cfg)
-        groups = np.unique(group[is_r])
-        gidx = np.searchsorted(groups, group)
-        d_sae = sae.cfg.d_sae
-        sum_g = torch.zeros(len(groups), d_sae, dtype=torch.float64)
-        sum_not = torch.zeros(d_sae, dtype=torch.float64)
-        start = 0
-        for x in cache.batches(hook, batch_size):
-            f = sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype)).double().cpu()
-            r = torch.from_numpy(is_r[start:start + len(x)])
-            g = torch.from_numpy(gidx[start:start + len(x)])[r]
-            sum_g.index_add_(0, g, f[r])
-            sum_not += f[~r].sum(0)
-            start += len(x)
+        codes = (sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype)) for x in cache.batches(hook, batch_size))
+        return scores_of_codes(codes, cols, sae.cfg.d_sae, cfg)
+
+
+def crosscoder_reason_scores(cc, base_cache: str | Path, finetuned_cache: str | Path, hook: str,
+                             cfg: ReasonScoreConfig, batch_size: int = 4096) -> dict:
+    """ReasonScore of every crosscoder latent on two token-aligned caches (positions and groups
+    from the first; the code reads both models' activations at once)."""
+    from activations.cache import open_paired
+
+    with open_paired(base_cache, finetuned_cache) as pair:
+        pair.a._check_hook(hook)
+        cols = {name: pair.a.column(name) for name in ["seq", *pair.a.meta["label_names"]]}
+        dev = cc.W_enc.device
+        codes = (cc.encode(torch.stack([a, b], 1).to(dev, cc.W_enc.dtype)) for a, b in pair.batches(hook, batch_size))
+        return scores_of_codes(codes, cols, cc.W_enc.shape[-1], cfg)
+
+
+@torch.no_grad()
+def scores_of_codes(codes, cols: dict[str, np.ndarray], d_sae: int, cfg: ReasonScoreConfig) -> dict:
+    """ReasonScore from latent codes (B, d_sae) of every cached row in order, and the rows'
+    label columns `cols` (seq and the task's labels)."""
+    is_r, group = reasoning_positions(cols, cfg)
+    groups = np.unique(group[is_r])
+    gidx = np.searchsorted(groups, group)
+    sum_g = torch.zeros(len(groups), d_sae, dtype=torch.float64)
+    sum_not = torch.zeros(d_sae, dtype=torch.float64)
+    start = 0
+    for f in codes:
+        f = f.double().cpu()
+        r = torch.from_numpy(is_r[start:start + len(f)])
+        g = torch.from_numpy(gidx[start:start + len(f)])[r]
+        sum_g.index_add_(0, g, f[r])
+        sum_not += f[~r].sum(0)
+        start += len(f)
+    if start != len(is_r):
+        raise ValueError(f"reason score: {start} coded rows for {len(is_r)} labelled rows")
     n_g = torch.from_numpy(np.array([(group[is_r] == v).sum() for v in groups], dtype=np.float64))
     n_r, n_not = float(is_r.sum()), float((~is_r).sum())
     if n_r == 0 or n_not == 0:

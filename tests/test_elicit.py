@@ -42,7 +42,7 @@ def test_probe_items_and_forced_answers(tmp_path):
     from experiments.organisms.tokenizer import build_tokenizer
     from experiments.probe_items import probe_items
     from experiments.tasks import ROLES, ArithmeticTask
-    from features.patching import last_logits, patched_last_logits
+    from features.patching import last_logits, patched_last_logits, patching_sweep
     from tests.helpers import save_tiny_model
 
     task, tok = ArithmeticTask(), build_tokenizer()
@@ -66,6 +66,13 @@ def test_probe_items_and_forced_answers(tmp_path):
     assert torch.allclose(patched_last_logits(a, a, items.ids, hook, items.role_masks("all"), batch_size=5), batched,
                           atol=1e-5)
     assert not torch.allclose(patched_last_logits(a, b, items.ids, hook, items.role_masks("last")), batched, atol=1e-3)
+    # the sweep (donor run once for all hooks) equals one patched run per hook and role
+    hooks = ["blocks.0.hook_attn_out", hook]
+    masks = {r: items.role_masks(r) for r in ("step", "last")}
+    sweep = patching_sweep(a, b, items.ids, hooks, masks, batch_size=5)
+    assert set(sweep) == {(h, r) for h in hooks for r in masks}
+    for (h, r), logits in sweep.items():
+        assert torch.allclose(logits, patched_last_logits(a, b, items.ids, h, masks[r], batch_size=7), atol=1e-5)
 
 
 def test_features_and_steer_stages_of_the_quick_run(quick_run):
@@ -118,21 +125,29 @@ def test_features_and_steer_commands(quick_run, tmp_path, capsys):
 
 def test_answer_position_hooks_act_on_each_sequences_last_token(tmp_path):
     """Right-padded batches of different lengths: the hook must hit each sequence's own last
-    token, so batched and one-by-one results agree."""
+    token, so batched and one-by-one results agree; the KV-cached runner (left-padded prefix,
+    then the last token alone) gives the same logits, with and without hooks, and its cache
+    is back to the prefix after each call (a second call agrees)."""
     from activations.models import load_bridge
-    from experiments.elicit import _last_mask_hooks
-    from features.patching import last_logits
+    from features.patching import LastTokenRunner, at_last_token, last_logits
     from features.steer import add_direction
     from tests.helpers import save_tiny_model
 
     bridge = load_bridge(save_tiny_model(tmp_path / "m"))
     rng = np.random.default_rng(1)
-    ids = [rng.integers(3, 20, size=n) for n in (4, 9, 6, 7)]
-    hooks = _last_mask_hooks("blocks.0.hook_resid_post", add_direction(torch.ones(32), 3.0))
+    ids = [rng.integers(3, 20, size=n) for n in (4, 9, 6, 7, 2)]
+    fn = add_direction(torch.ones(32), 3.0)
+    hooks = at_last_token("blocks.0.hook_resid_post", fn)
     batched = last_logits(bridge, ids, hooks, batch_size=4)
     single = torch.cat([last_logits(bridge, [x], hooks) for x in ids])
     assert torch.allclose(batched, single, atol=1e-5)
     assert not torch.allclose(batched, last_logits(bridge, ids), atol=1e-3)
+    runner = LastTokenRunner(bridge, ids, batch_size=3)
+    assert torch.allclose(runner.logits([("blocks.0.hook_resid_post", fn)]), batched, atol=1e-4)
+    assert torch.allclose(runner.logits(), last_logits(bridge, ids), atol=1e-4)
+    assert torch.allclose(runner.logits([("blocks.0.hook_resid_post", fn)]), batched, atol=1e-4)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        LastTokenRunner(bridge, [np.array([5])])
 
 
 def test_extra_metrics_by_hand():

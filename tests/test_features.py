@@ -57,6 +57,30 @@ def test_reason_scores_on_a_cache_equal_a_brute_force_computation(quick_run):
     assert out["score"].argmax() == (want.argmax())
 
 
+def test_crosscoder_reason_scores_read_both_caches(quick_run):
+    """The crosscoder's ReasonScore streams the two caches row-aligned: equal to scoring the
+    codes of the stacked (base, variant) activations by hand."""
+    from activations.cache import open_cache
+    from features.reason_score import crosscoder_reason_scores
+    from sae.crosscoder import load_crosscoder
+
+    run, _ = quick_run
+    hook = "blocks.1.hook_resid_post"
+    cc = load_crosscoder(run / "saes" / "crosscoder-sft-noisy-trace")
+    cfg = ReasonScoreConfig()
+    acts = run / "activations"
+    out = crosscoder_reason_scores(cc, acts / "base", acts / "sft-noisy-trace", hook, cfg, batch_size=300)
+    with open_cache(acts / "base") as a, open_cache(acts / "sft-noisy-trace") as b:
+        with torch.no_grad():
+            f = cc.encode(torch.stack([a.activations(hook), b.activations(hook)], 1)).double()
+        cols = {n: a.column(n) for n in ["seq", *a.meta["label_names"]]}
+    is_r, group = reasoning_positions(cols, cfg)
+    r = torch.from_numpy(is_r)
+    mu_groups = torch.stack([f[torch.from_numpy(group == g)].mean(0) for g in out["groups"]])
+    want = score_from_means(mu_groups, f[~r].mean(0), f[r].mean(0), 0.7)
+    assert len(out["score"]) == cc.W_enc.shape[-1] and torch.allclose(out["score"], want, atol=1e-9)
+
+
 def test_auroc_by_hand_and_with_ties():
     from features.probes import best_auroc
 

@@ -80,17 +80,28 @@ def test_steering_in_generation_and_hooks_removed_after_an_error(tmp_path):
     assert generate_text(bridge, tok, prompts, 6) == plain
 
 
-def test_clamp_shortcut_equals_the_full_decode_for_a_trained_topk_sae(tmp_path):
-    """The clamp adds (f' - f) @ W_dec[L] instead of decoding twice; for SAELens' TopK (which
-    decodes f / ||W_dec||) the two must agree."""
+@pytest.mark.parametrize("rescale", [True, False])
+def test_clamp_shortcut_equals_the_full_decode_for_a_trained_topk_sae(rescale):
+    """The clamp adds (f' - f) @ W_dec[L] instead of decoding twice, and for a few TopK latents
+    reads f_L by rank instead of a full top-k; for SAELens' TopK (which may decode
+    f / ||W_dec||) both must agree with encode, clamp, decode, error added back."""
     from sae_lens import TopKSAE, TopKSAEConfig
 
-    sae = TopKSAE(TopKSAEConfig(d_in=16, d_sae=64, k=4, rescale_acts_by_decoder_norm=True))
+    from features.steer import _topk_acts_at
+
+    torch.manual_seed(0)
+    sae = TopKSAE(TopKSAEConfig(d_in=16, d_sae=64, k=4, rescale_acts_by_decoder_norm=rescale))
     with torch.no_grad():
         sae.W_dec.mul_(torch.rand(64, 1) + 0.5)  # decoder rows of unequal norms
+        sae.b_enc.normal_()
     x = torch.randn(2, 5, 16)
     feats = sae.encode(x)
-    clamped = feats.clone()
-    clamped[..., [3, 7]] = torch.tensor([2.0, 0.0])
-    full = sae.decode(clamped) + (x - sae.decode(feats))
-    assert torch.allclose(clamp_latents(sae, [3, 7], [2.0, 0.0])(x), full, atol=1e-5)
+    assert torch.allclose(_topk_acts_at(sae, x, torch.arange(64)), feats, atol=1e-6)
+    active = feats[0, 0].nonzero().flatten()[:2].tolist()  # latents that fire, and one that does not
+    silent = int((feats[0, 0] == 0).nonzero()[0])
+    for latents in (active + [silent], list(range(40))):  # the rank path, and the full encode (> 32 latents)
+        target = torch.linspace(0.0, 2.0, len(latents))
+        clamped = feats.clone()
+        clamped[..., latents] = target
+        full = sae.decode(clamped) + (x - sae.decode(feats))
+        assert torch.allclose(clamp_latents(sae, latents, target)(x), full, atol=1e-5)
