@@ -1,6 +1,8 @@
-# make demo: create .venv if needed and run the default pipeline into runs/default
-#            (organisms -> behaviour -> figures -> report.md).
-# make test: create .venv if needed and run the test suite (offline, CPU).
+# make demo: create .venv if needed, run the default pipeline into runs/default
+#            (organisms -> behaviour -> ... -> figures -> report.md) and build its feature
+#            browser into runs/default-browser (open index.html).
+# make test: create .venv if needed and run the test suite (offline, CPU). The browser test
+#            needs `make browser-deps` (Debian's chromium + chromium-driver) and skips without it.
 # TORCH: the torch requirement installed first. The default is the CPU build; on a GPU
 # node install your CUDA torch into .venv yourself and pass TORCH= (empty) to keep it.
 PYTHON ?= python3
@@ -10,7 +12,7 @@ RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test quick clean-venv
+.PHONY: demo test quick browser-deps clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +22,19 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config $(CONFIG) --out $(RUN)
+	$(VENV)/bin/saelab browse $(RUN) --out $(RUN)-browser
 
 quick: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config quick --out runs/quick
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q
+
+# Debian's Chromium and ChromeDriver for the browser test (skipped without them).
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 from simple_parsing import ArgumentParser
 from simple_parsing import field as simple_field
 
+from features.browser import BrowserConfig
 from sae.config import SAETrainConfig
 
 
@@ -326,6 +328,60 @@ class SteerArgs(StageArgs):
     oracle, in a run directory: RUN_DIR/steering/<variant>.json."""
 
 
+@dataclass
+class BrowseArgs:
+    """Build the feature browser of a run directory: a static site (open DIR/index.html from
+    disk, no server, no network) with every latent of every model's SAE, sortable by every
+    score of the features stage, and a page per latent (contexts, histogram, logit effects,
+    activation by role, the same latent in the other models, steering results)."""
+
+    run: str = simple_field(positional=True, metavar="RUN_DIR")
+    """A run directory with the cache, sae and features stages finished."""
+    out: str = simple_field(default=None, required=True)
+    """The folder to write the site into (replaced if it is a previous browser)."""
+    models: list[str] = field(default_factory=list)
+    """Only these models (default: all)."""
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
+    """What each latent page shows."""
+
+
+def cmd_browse(args: BrowseArgs) -> None:
+    from experiments.browse import build_browser
+
+    t = time.perf_counter()
+    pages = build_browser(Path(args.run), Path(args.out), args.browser, args.models or None,
+                          log=lambda line: print(line, flush=True))
+    print(f"saelab browse: {len(pages)} pages in {time.perf_counter() - t:.0f} s; open {Path(args.out) / 'index.html'}",
+          file=sys.stderr)
+
+
+@dataclass
+class FiguresArgs:
+    """Redraw every figure of a run directory from the data saved beside it (figures/NAME.json),
+    without running any model, and say whether each image's pixels are unchanged."""
+
+    run: str = simple_field(positional=True, metavar="RUN_DIR")
+    """A run directory whose figures stage has finished."""
+    check: bool = False
+    """Only compare: write nothing, exit 1 if any redrawn figure differs from its PNG."""
+
+
+def cmd_figures(args: FiguresArgs) -> int | None:
+    from experiments.figures import redraw_run
+    from experiments.stages import load_run_dir, require_stages
+
+    run = Path(args.run)
+    require_stages(run, load_run_dir(run), ["figures"], "redrawing the figures")
+    same = redraw_run(run / "figures", check=args.check)
+    for name, ok in same.items():
+        print(f"  {name}: {'same pixels' if ok else 'DIFFERENT pixels'}")
+    changed = [n for n, ok in same.items() if not ok]
+    verb = "checked" if args.check else "redrew"
+    print(f"saelab figures: {verb} {len(same)} figures of {run}; {len(same) - len(changed)} identical"
+          + (f", {len(changed)} differ: {changed}" if changed else ""), file=sys.stderr)
+    return 1 if changed and args.check else None
+
+
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
     "behavior": (BehaviorArgs, cmd_behavior),
@@ -335,6 +391,8 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
     "eval-sae": (EvalSAEArgs, cmd_eval_sae),
     "features": (FeaturesArgs, cmd_features),
     "steer": (SteerArgs, cmd_steer),
+    "browse": (BrowseArgs, cmd_browse),
+    "figures": (FiguresArgs, cmd_figures),
 }
 
 
@@ -358,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        fn(ns.args)
+        status = fn(ns.args)
     except (ValueError, OSError, FloatingPointError) as e:  # OSError: missing, unwritable, full disk, ...
         if os.environ.get("SAELAB_DEBUG"):
             raise
@@ -368,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saelab {ns.command}: interrupted; finished outputs are kept, re-run to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

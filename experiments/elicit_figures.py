@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.figures import annotated_heatmap, plt, save_figure
+from experiments.figures import annotated_heatmap, model_colors, new_figure, render_figure, save_figure
 
 
 def patching_data(features: dict[str, dict]) -> dict:
@@ -53,7 +53,8 @@ def steering_data(steering: dict[str, dict]) -> dict:
 
 def reason_latents_data(features: dict[str, dict]) -> dict:
     return {"title": "Top ReasonScore latents of each model's SAE",
-            "models": {m: [(t["latent"], t["value"]) for t in f["reason_score"]["top"][:10]] for m, f in features.items()}}
+            "models_top": {m: [(t["latent"], t["value"]) for t in f["reason_score"]["top"][:10]]
+                           for m, f in features.items()}}
 
 
 def chosen_latents_data(features: dict[str, dict]) -> dict:
@@ -64,14 +65,15 @@ def chosen_latents_data(features: dict[str, dict]) -> dict:
 
 def _draw_chosen(d: dict, axes) -> None:
     v, c = next(iter(d["variants"].items()))
+    colors = model_colors(d["models"])
     x = np.arange(len(c["latents"]))
     for ax, (k, role) in zip(axes, enumerate(c["roles"])):
-        ax.bar(x - 0.2, c["base"][k], 0.4, label="base", color="black")
-        ax.bar(x + 0.2, c["variant"][k], 0.4, label=v, color="C0")
+        ax.bar(x - 0.2, c["base"][k], 0.4, label="base", color=colors["base"])
+        ax.bar(x + 0.2, c["variant"][k], 0.4, label=v, color=colors[v])
         ax.set_xticks(x, [f"#{i}" for i in c["latents"]], rotation=90, fontsize=6)
-        ax.set_title(f"{role} tokens", fontsize=8)
+        ax.set_title(f"{role} tokens")
         ax.set_ylabel("mean activation")
-        ax.legend(fontsize=7)
+        ax.legend()
 
 
 def _draw_patching(d: dict, axes) -> None:
@@ -79,7 +81,7 @@ def _draw_patching(d: dict, axes) -> None:
     for ax, key in zip(axes, ("follow", "accuracy")):
         annotated_heatmap(ax, np.array(p[key], dtype=float), p["roles"], p["sites"], fontsize=6)
         ax.set_title(f"{v}: {key} (unpatched {p['unpatched']['variant'][key]['value']:.2f}, "
-                     f"base {p['unpatched']['base'][key]['value']:.2f})", fontsize=8)
+                     f"base {p['unpatched']['base'][key]['value']:.2f})")
 
 
 def _draw_steering(d: dict, axes) -> None:
@@ -107,11 +109,12 @@ def _draw_steering(d: dict, axes) -> None:
 
 def _draw_reason(d: dict, axes) -> None:
     ax = axes[0]
-    for i, (m, top) in enumerate(d["models"].items()):
-        ax.plot(range(1, len(top) + 1), [t[1] for t in top], marker="o", label=m)
+    colors = model_colors(d["models"])
+    for m, top in d["models_top"].items():
+        ax.plot(range(1, len(top) + 1), [t[1] for t in top], marker="o", label=m, color=colors[m])
     ax.set_xlabel("rank")
     ax.set_ylabel("ReasonScore")
-    ax.legend(fontsize=7)
+    ax.legend()
 
 
 ELICIT_FIGURES = {"patching": (patching_data, _draw_patching, 2, "features"),
@@ -120,16 +123,21 @@ ELICIT_FIGURES = {"patching": (patching_data, _draw_patching, 2, "features"),
                   "chosen_latents": (chosen_latents_data, _draw_chosen, 3, "features")}
 
 
+def elicit_figure(name: str, data: dict):
+    _, draw_fn, panels, _ = ELICIT_FIGURES[name]
+    fig, axes = new_figure(panels, height=1.1)
+    draw_fn(data, axes)
+    fig.suptitle(data["title"])
+    return fig
+
+
 def draw_elicit_figures(features: dict, steering: dict, out: Path) -> list[Path]:
     written = []
-    for name, (data_fn, draw_fn, panels, source) in ELICIT_FIGURES.items():
-        data = data_fn(features if source == "features" else steering)
-        if not data.get("variants", data.get("models")):
+    for name, (data_fn, _, _, source) in ELICIT_FIGURES.items():
+        data = data_fn(features if source == "features" else steering) | {"models": list(features)}
+        if not data.get("variants", data.get("models_top")):
             continue  # nothing patched or steered in this run
-        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8), squeeze=False)
-        draw_fn(data, axes[0])
-        fig.suptitle(data["title"], fontsize=9)
-        written += save_figure(fig, data, out, name)
+        written += save_figure(render_figure(name, data), data, out, name)
     return written
 
 

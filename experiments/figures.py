@@ -1,6 +1,12 @@
-"""The behaviour figures. Each `*_data` function turns the suite's results into exactly
-the numbers one figure draws; `draw_all` writes `NAME.png` with `NAME.json` (those
-numbers) beside it, so every figure can be checked or redrawn without re-running anything.
+"""The behaviour figures, and what every figure of a run shares: its style, the colour of
+each model, and drawing from saved data.
+
+Each `*_data` function turns results into exactly the numbers one figure draws (plus
+"models", the run's models in order, which fixes their colours); `save_figure` writes
+`NAME.png` with `NAME.json` (those numbers) beside it; `render_figure(name, data)` draws any
+figure of a run (behaviour, SAE, features/steering) from that JSON alone, which is how the
+figures stage draws them and how `saelab figures RUN_DIR` redraws them without re-running
+anything (same pixels: a test).
 
 `results` is `{variant: behaviour metrics}` as in `report.json`'s `behavior` section.
 """
@@ -22,16 +28,30 @@ def _ci(cell: dict) -> dict:
     return {"value": cell["value"], "lo": lo, "hi": hi, "n": cell["n"]}
 
 
-def _colors(variants: list[str]) -> dict[str, str]:
-    cycle = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
+# One style for every figure: sizes, fonts and a colour per model fixed by the run's model
+# order (base black, then matplotlib's tab10 cycle), the same in every figure of a run.
+STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+         "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 7, "figure.titlesize": 10,
+         "axes.spines.top": False, "axes.spines.right": False, "savefig.dpi": 110}
+PANEL = (5.5, 4.4)
+"""Inches per panel (width, height)."""
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    """Colour per model: base black, the others in the run's order."""
     out, i = {}, 0
-    for v in variants:
+    for v in models:
         if v == "base":
             out[v] = "black"
         else:
-            out[v] = cycle[i % len(cycle)]
+            out[v] = PALETTE[i % len(PALETTE)]
             i += 1
     return out
+
+
+_colors = model_colors
 
 
 MARKERS = "osD^vP*X"
@@ -176,23 +196,56 @@ FIGURES: dict[str, tuple[Callable, Callable, int]] = {
 
 
 def draw_all(results: dict, out: Path, n_steps: int) -> list[Path]:
-    """Write every figure (PNG + JSON) into `out`; `n_steps` is the CoT length whose curves
-    the early-answering and InfoGain figures show. Returns the files written."""
-    variants = list(results)
+    """Write every behaviour figure (PNG + JSON) into `out`; `n_steps` is the CoT length whose
+    curves the early-answering and InfoGain figures show. Returns the files written."""
     written = []
-    for name, (data_fn, draw_fn, panels) in FIGURES.items():
+    for name, (data_fn, _, _) in FIGURES.items():
         data = data_fn(results, n_steps) if name in ("early_answering", "info_gain") else data_fn(results)
-        fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2), squeeze=False)
-        draw_fn(data, variants, axes[0] if panels > 1 else axes[0][0])
-        fig.suptitle(data["title"])
-        shown: set[str] = set()
-        for ax in axes[0]:  # one legend per panel, without repeating a previous panel's
-            new = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in shown]
-            if new:
-                ax.legend(*zip(*new), fontsize=8)
-                shown |= {lab for _, lab in new}
-        written += save_figure(fig, data, out, name)
+        written += save_figure(render_figure(name, data | {"models": list(results)}), data | {"models": list(results)},
+                               out, name)
     return written
+
+
+def _behaviour_figure(name: str, data: dict):
+    _, draw_fn, panels = FIGURES[name]
+    fig, axes = new_figure(panels)
+    draw_fn(data, data["models"], axes[0] if panels == 1 else axes)
+    fig.suptitle(data["title"])
+    shown: set[str] = set()
+    for ax in axes:  # one legend per panel, without repeating a previous panel's
+        new = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in shown]
+        if new:
+            ax.legend(*zip(*new))
+            shown |= {lab for _, lab in new}
+    return fig
+
+
+def new_figure(panels: int = 1, height: float = 1.0):
+    """A figure of `panels` panels side by side in the shared style: (fig, list of axes)."""
+    fig, axes = plt.subplots(1, panels, figsize=(PANEL[0] * panels, PANEL[1] * height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def all_figures() -> dict[str, Callable[[dict], object]]:
+    """Every figure a run can have: name -> function(data) -> matplotlib figure."""
+    from experiments.elicit_figures import ELICIT_FIGURES, elicit_figure
+    from experiments.sae_figures import SAE_FIGURES, sae_figure
+
+    out: dict[str, Callable] = {n: (lambda d, n=n: _behaviour_figure(n, d)) for n in FIGURES}
+    out |= {n: (lambda d, n=n: sae_figure(n, d)) for n in SAE_FIGURES}
+    out |= {n: (lambda d, n=n: elicit_figure(n, d)) for n in ELICIT_FIGURES}
+    return out
+
+
+def render_figure(name: str, data: dict):
+    """Figure `name` drawn from its data (what NAME.json holds), in the shared style."""
+    figures = all_figures()
+    if name not in figures:
+        raise ValueError(f"unknown figure {name!r}; saelab draws {sorted(figures)}")
+    with plt.rc_context(STYLE):
+        fig = figures[name](data)
+        fig.tight_layout()
+    return fig
 
 
 def annotated_heatmap(ax, m, xlabels: list[str], ylabels: list[str], vmin: float = 0.0, vmax: float = 1.0,
@@ -209,9 +262,40 @@ def annotated_heatmap(ax, m, xlabels: list[str], ylabels: list[str], vmin: float
 
 
 def save_figure(fig, data: dict, out: Path, name: str) -> list[Path]:
-    """NAME.png and, beside it, NAME.json with the numbers it draws."""
-    fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=110)
+    """NAME.png and, beside it, NAME.json with the numbers it draws (`render_figure(name, data)`
+    draws it again). PNG metadata carries no date or version, so equal pixels mean equal files."""
+    with plt.rc_context(STYLE):
+        fig.savefig(out / f"{name}.png", metadata={"Software": None})
     plt.close(fig)
     (out / f"{name}.json").write_text(json.dumps(data, indent=1))
     return [out / f"{name}.png", out / f"{name}.json"]
+
+
+def redraw_run(figures_dir: Path, check: bool = False) -> dict[str, bool]:
+    """Redraw every figure in `figures_dir` from its NAME.json alone. Returns name -> whether
+    the new image has the same pixels as the NAME.png there; with `check` nothing is written,
+    else each PNG is replaced (by an atomic rename)."""
+    import tempfile
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    names = sorted(p.stem for p in figures_dir.glob("*.json"))
+    known = all_figures()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"{figures_dir} has data of figures saelab does not draw: {unknown}")
+    same = {}
+    with tempfile.TemporaryDirectory(dir=figures_dir.parent, prefix=".figures-redraw-") as tmp:
+        tmp = Path(tmp)
+        for name in names:
+            data = json.loads((figures_dir / f"{name}.json").read_text())
+            save_figure(render_figure(name, data), data, tmp, name)
+            old = figures_dir / f"{name}.png"
+            same[name] = old.exists() and np.array_equal(imread(old), imread(tmp / f"{name}.png"))
+        if not check:
+            import os
+
+            for name in names:
+                os.replace(tmp / f"{name}.png", figures_dir / f"{name}.png")
+    return same

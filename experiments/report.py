@@ -97,6 +97,42 @@ def metric_rows(results: dict[str, dict]) -> list[tuple[str, Callable]]:
     return rows
 
 
+def _headline(report: dict, notes: dict) -> list[str]:
+    """The answer to the research question in a few lines, for the main organism (the first
+    steered variant): does it still answer right, does its CoT still matter, is the base's
+    computation recoverable (patching), and does steering latents recover it. Every number
+    with its interval and sample size; the sections below have the rest."""
+    el = report.get("elicitation") or {}
+    steered = list(el.get("variants", {}))
+    if not steered:
+        return []
+    v = steered[0]
+    b, base = report["behavior"][v], report["behavior"]["base"]
+    k = notes["faithfulness"].removeprefix("k=").split(",")[0]
+    e = el["variants"][v]
+    ref = e["reference"]
+    follow = lambda n: _gap(e["best"][n]["gap_recovered"]["heldout"]["follow"]) if n in e["best"] else "n/a"  # noqa: E731
+    pairs = [("ablate_grown_latents", "ablate_random_latents", "ablating the latents that grew most"),
+             ("mean_difference", "random_direction", "adding the difference of means"),
+             ("clamp_reason_latents", "clamp_random_latents", "clamping the base's top ReasonScore latents")]
+    steering = "; ".join(f"{label} {follow(main)} (control {follow(control)})" for main, control, label in pairs
+                         if main in e["best"])
+    oracle = e["best"]["patching_oracle"]["gap_recovered"]["heldout"]["follow"]
+    lines = ["## Headline", "",
+             f"Main organism `{v}` against `base`, held-out k={k} problems:", "",
+             f"- accuracy {_cell(b['accuracy'].get(k))} (base {_cell(base['accuracy'].get(k))}); "
+             f"InfoGain per step, self-scored {_cell(b['info_gain_per_step']['self'], 3)} "
+             f"(base {_cell(base['info_gain_per_step']['self'], 3)});",
+             f"- its answer follows a corrupted step of its own CoT {_cell(b['corruption_follow_rate'])} "
+             f"(base {_cell(base['corruption_follow_rate'])});",
+             f"- with the answer forced after a corrupted CoT (probe items): follow "
+             f"{_cell(ref['variant']['heldout']['follow'])}, base {_cell(ref['base']['heldout']['follow'])};",
+             f"- patching the base's activation in at the answer position recovers "
+             f"{_gap(oracle)} of that follow gap (the oracle);",
+             f"- steering at the answer position (strength chosen on other problems) recovers: {steering}.", ""]
+    return lines
+
+
 def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -> str:
     """report.md: the side-by-side table, the literature comparison, the trained-set table,
     the figures and what each measurement means."""
@@ -107,8 +143,9 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
            f"Seed {report['seed']}, config fingerprint `{report['config_fingerprint']}`. "
            f"Faithfulness tests and InfoGain on held-out {notes['faithfulness']} problems; "
            f"InfoGain scored by `{ref}` (reference) and by each model itself. "
-           "Cells: value [95% interval] n=sample size.", "",
-           "## Behaviour: base vs fine-tuned variants (held-out problems)", ""]
+           "Cells: value [95% interval] n=sample size.", ""]
+    out += _headline(report, notes)
+    out += ["## Behaviour: base vs fine-tuned variants (held-out problems)", ""]
     rows = [[name] + [_cell(fn(results[v]), 3 if "InfoGain" in name else 2) for v in variants]
             for name, fn in metric_rows(results)]
     out += _table(["metric"] + variants, rows) + [""]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.figures import annotated_heatmap, plt, save_figure
+from experiments.figures import annotated_heatmap, model_colors, new_figure, render_figure, save_figure
 
 RECON_KEYS = ("explained_variance", "mse", "cosine", "l0", "dead_fraction", "dense_fraction")
 
@@ -52,7 +52,7 @@ def _draw_frontier(d: dict, ax) -> None:
         for x, y, name in pts:
             setting = name[len(arch):].strip(" -") or "default"
             ax.annotate(setting, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.legend(fontsize=7)
+    ax.legend()
     ax.set_xscale("log")
     ax.set_xlabel("L0 (active latents per token)")
     ax.set_ylabel("explained variance")
@@ -68,29 +68,34 @@ def _draw_transfer(d: dict, ax) -> None:
 def _draw_crosscoder(d: dict, ax) -> None:
     centres = (np.array(d["bins"][:-1]) + np.array(d["bins"][1:])) / 2
     width = d["bins"][1] - d["bins"][0]
+    colors = model_colors(d["models"])
     for v, counts in d["counts"].items():
         c = d["classes"][v]
-        ax.bar(centres, counts, width=width, alpha=0.6,
+        ax.bar(centres, counts, width=width, alpha=0.6, color=colors.get(v),
                label=f"{v}: base-only {c['base_only']}, shared {c['shared']}, ft-only {c['finetuned_only']}")
     for x in (0.1, 0.9):
         ax.axvline(x, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("r (0: base only, 0.5: shared, 1: fine-tuned only)")
     ax.set_ylabel("latents (alive)")
-    ax.legend(fontsize=7)
+    ax.legend()
 
 
 SAE_FIGURES = {"sae_frontier": (frontier_data, _draw_frontier), "sae_transfer": (transfer_data, _draw_transfer),
                "crosscoder_r": (crosscoder_data, _draw_crosscoder)}
 
 
-def draw_sae_figures(ev: dict, out: Path) -> list[Path]:
+def sae_figure(name: str, data: dict):
+    fig, axes = new_figure(1, height=1.05)
+    SAE_FIGURES[name][1](data, axes[0])
+    axes[0].set_title(data["title"])
+    return fig
+
+
+def draw_sae_figures(ev: dict, out: Path, models: list[str]) -> list[Path]:
     written = []
-    for name, (data_fn, draw_fn) in SAE_FIGURES.items():
-        data = data_fn(ev)
-        fig, ax = plt.subplots(figsize=(6.5, 4.6))
-        draw_fn(data, ax)
-        ax.set_title(data["title"], fontsize=9)
-        written += save_figure(fig, data, out, name)
+    for name, (data_fn, _) in SAE_FIGURES.items():
+        data = data_fn(ev) | {"models": models}
+        written += save_figure(render_figure(name, data), data, out, name)
     return written
 
 

@@ -194,7 +194,7 @@ def run_figures(run: Path, cfg: RunConfig, force: bool) -> None:
 
     tmp = temp_dir(run / "figures")
     draw_all(load_behavior(run, cfg), tmp, n_steps=cfg.behavior.faithfulness_ks[0])
-    draw_sae_figures(load_sae_eval(run), tmp)
+    draw_sae_figures(load_sae_eval(run), tmp, model_names(cfg))
     features, steering, _ = load_elicit(run, cfg)
     draw_elicit_figures(features, steering, tmp)
     replace_dir(tmp, run / "figures")
@@ -220,6 +220,10 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
     write_atomic(run / "report.md", md)
 
 
+# the features/ modules the features and steer stages run (not the browser's, which no stage runs)
+SCORING_CODE = ("features.reason_score", "features.probes", "features.causal", "features.patching",
+                "features.latent_stats", "features.steer")
+
 STAGES = [
     # organisms: each model's fingerprint also covers the code that trains it (build.py),
     # so an edited recipe retrains that variant and reuses the rest.
@@ -233,11 +237,11 @@ STAGES = [
           code=("sae", "experiments.sae_suite", "activations.cache", "activations.models", "experiments.tasks")),
     Stage("features", ("task", "cache", "sae", "features"),
           lambda run, cfg: _model_files(run, cfg) + _cache_files(run, cfg) + _sae_files(run, cfg),
-          _feature_files, run_features, code=("features", "experiments.elicit", "experiments.probe_items",
+          _feature_files, run_features, code=(*SCORING_CODE, "experiments.elicit", "experiments.probe_items",
                                               "experiments.tasks", "experiments.behavior", "sae", "activations")),
     Stage("steer", ("task", "sae", "features"),
           lambda run, cfg: _feature_files(run, cfg) + _model_files(run, cfg) + _sae_files(run, cfg), _steer_files, run_steer,
-          code=("features", "experiments.elicit", "experiments.probe_items", "experiments.tasks",
+          code=(*SCORING_CODE, "experiments.elicit", "experiments.probe_items", "experiments.tasks",
                 "experiments.behavior", "sae", "activations")),
     Stage("figures", ("behavior", "sae", "features"), lambda run, cfg: _behavior_files(run, cfg) + [
         run / "saes" / "eval.json"] + _feature_files(run, cfg) + _steer_files(run, cfg), _figure_files, run_figures,
@@ -248,3 +252,30 @@ STAGES = [
         run_report, code=("experiments.report", "experiments.figures", "experiments.sae_figures",
                           "experiments.elicit_figures", "experiments.stages")),
 ]
+
+
+# ---- reading a finished run -------------------------------------------------------------
+def load_run_dir(run: Path) -> RunConfig:
+    """The config of a run directory written by `saelab run`."""
+    from experiments.config import from_dict, load_yaml
+
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); create one with "
+                                f"saelab run --config default --out {run}")
+    return from_dict(RunConfig, load_yaml(path), str(path))
+
+
+def require_stages(run: Path, cfg: RunConfig, names: list[str], why: str) -> None:
+    """Refuse, naming the stage to run, when a stage's outputs are missing from `run`."""
+    by_name = {s.name: s for s in STAGES}
+    for name in names:
+        missing = [p for p in by_name[name].outputs(run, cfg) if not p.exists()]
+        if missing:
+            rel = missing[0].relative_to(run) if missing[0].is_relative_to(run) else missing[0]
+            # `saelab features RUN` and `saelab steer RUN` run their stage; the other stages run
+            # from the run's own config (finished stages are skipped)
+            fix = f"saelab {name} {run}" if name in ("features", "steer") else \
+                f"saelab run --config {run}/config.yaml --out {run} --until {name}"
+            raise FileNotFoundError(f"{why} needs the '{name}' stage, which {run} has not finished (no {rel}): "
+                                    f"run `{fix}` first")

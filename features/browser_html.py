@@ -1,0 +1,211 @@
+"""The feature browser as a static site: plain HTML, one stylesheet and one script, no
+network (open `index.html` from disk).
+
+    OUT/index.html                   the models, with their SAE's alive/dead/dense counts
+    OUT/assets/browser.css, .js      copied from features/browser_assets
+    OUT/<model>/index.html           every latent with every score: sort, filter, search
+    OUT/<model>/latents/<i>.html     one page per latent
+
+`render_site(views, out, ...)` takes one `ModelView` per model (built from a run directory by
+`experiments.browse`). Pages are rendered with Jinja2 (autoescaped: token strings are text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ASSETS = Path(__file__).with_name("browser_assets")
+STYLE_CSS = ASSETS / "browser.css"
+ROLE_CLASSES = ("question", "step", "answer")
+
+
+@dataclass
+class Column:
+    """One sortable score of the index."""
+
+    key: str
+    label: str
+    values: list
+    """One value per latent (None where undefined)."""
+    help: str = ""
+
+
+@dataclass
+class ModelView:
+    """What the browser shows for one model's SAE."""
+
+    name: str
+    sae: str
+    """The SAE's folder, relative to the run directory."""
+    hook: str
+    data: dict
+    """`features.browser.latent_data` on this model's cache."""
+    tokens: list[str]
+    """Token id -> display string."""
+    columns: list[Column] = field(default_factory=list)
+    """Scores from the features stage, one value per latent."""
+    chosen: dict[str, list[int]] = field(default_factory=dict)
+    """Tag -> latents (reasoning, value, causal)."""
+    label_names: dict[str, list[str]] = field(default_factory=dict)
+    """Label -> names of its values (e.g. role -> question, step, answer); others show numbers."""
+    compare: list[dict] = field(default_factory=list)
+    """Other models read through this SAE: {"model", "density", "mean" (roles, d_sae), "roles"}."""
+    logits: dict | None = None
+    """`features.browser.logit_effects`."""
+    steering: dict[int, list[dict]] = field(default_factory=dict)
+    """Latent -> steering rows that include it."""
+    note: str = ""
+
+
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def _tags(view: ModelView, dense: float) -> list[list[str]]:
+    d = view.data["density"]
+    tags = [[] for _ in d]
+    for tag in ("reasoning", "value", "causal"):
+        for i in view.chosen.get(tag, []):
+            tags[i].append(tag)
+    for i, x in enumerate(d):
+        if x == 0:
+            tags[i].append("dead")
+        elif x > dense:
+            tags[i].append("dense")
+    return tags
+
+
+def _bars_svg(values: list[float], labels: list[str], width: int = 420, height: int = 120, color: str = "#3a7bd5",
+              title: str = "") -> str:
+    """A small bar chart as inline SVG (no image files, no scripts)."""
+    n = max(len(values), 1)
+    top = max([v for v in values if v is not None] + [1e-12])
+    bw = (width - 40) / n
+    out = [f'<svg width="{width}" height="{height + 30}" role="img" aria-label="{title}">']
+    for j, v in enumerate(values):
+        h = 0 if not v or v < 0 else v / top * height
+        x = 30 + j * bw
+        out.append(f'<rect x="{x:.1f}" y="{height - h + 5:.1f}" width="{max(bw - 1, 1):.1f}" height="{h:.1f}" '
+                   f'fill="{color}"><title>{labels[j]}: {v:.4g}</title></rect>')
+        if n <= 8 or j % -(-n // 5) == 0:  # at most ~5 labels on a long axis
+            out.append(f'<text x="{x + bw / 2:.1f}" y="{height + 18}" text-anchor="middle">{labels[j]}</text>')
+    out.append(f'<text x="2" y="12">{top:.3g}</text><text x="2" y="{height + 5}">0</text></svg>')
+    return "".join(out)
+
+
+def context_html(ctx: dict, latent: int, peak: float, tokens: list[str], label_names: dict) -> str:
+    """One context (from `latent_data(...)["contexts"]`) as HTML: each token's background is
+    this latent's activation (relative to `peak`), its underline the token's role, the token
+    the context was chosen for outlined. Needs the browser's stylesheet (`STYLE_CSS`)."""
+    import html
+
+    acts = ctx["acts"][latent] if latent in ctx["acts"] else ctx["acts"][str(latent)]
+    roles = ctx["labels"].get("role")
+    spans = []
+    for t, (tid, a) in enumerate(zip(ctx["tokens"], acts)):
+        alpha = 0.0 if peak <= 0 else min(max(a / peak, 0.0), 1.0)
+        role = roles[t] if roles is not None else -1
+        cls = ["tok"] + ([f"role-{ROLE_CLASSES[role]}"] if 0 <= role < len(ROLE_CLASSES) else []) + (
+            ["at"] if t == ctx["at"] else [])
+        rname = label_names.get("role", [])[role] if roles is not None and 0 <= role < len(label_names.get("role", [])) \
+            else str(role)
+        tip = f"act {a:.3g} · {rname}"
+        spans.append(f'<span class="{" ".join(cls)}" style="background:rgba(255,120,0,{alpha:.2f})" '
+                     f'title="{html.escape(tip)}">{html.escape(tokens[tid])}</span>')
+    return f'<div class="ctx" data-act="{acts[ctx["at"]]:.4g}">{"".join(spans)}</div>'
+
+
+def _number(v):
+    """A JSON-safe cell: floats rounded, NaN and inf as null (JSON.parse rejects them)."""
+    if isinstance(v, float):
+        return round(v, 6) if math.isfinite(v) else None
+    return v
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render_site(views: list[ModelView], out: Path, run: str, built: str, dense: float) -> list[Path]:
+    """Write the site into `out` (an empty or new folder). Returns the pages written."""
+    env = _env()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "assets").mkdir(exist_ok=True)
+    for name in ("browser.css", "browser.js"):
+        shutil.copyfile(ASSETS / name, out / "assets" / name)
+    pages = []
+    summary = []
+    for view in views:
+        d = view.data
+        d_sae = len(d["density"])
+        tags = _tags(view, dense)
+        folder = out / view.name
+        (folder / "latents").mkdir(parents=True, exist_ok=True)
+        cols = [Column("latent", "latent", list(range(d_sae))),
+                Column("density", "density", d["density"], "fraction of cached tokens where the latent is active"),
+                Column("max", "max act", d["max"]),
+                Column("mean_active", "mean act (active)", d["mean_active"])] + view.columns
+        rows = [{c.key: _number(c.values[i]) for c in cols} | {"tags": tags[i]} for i in range(d_sae)]
+        default = next((c.key for c in view.columns if c.key == "reason_score"), "density")
+        payload = json.dumps({"columns": [{"key": c.key, "label": c.label, "help": c.help} for c in cols],
+                              "rows": rows, "default_sort": default}, separators=(",", ":"), allow_nan=False)
+        payload = payload.replace("</", "<\\/")  # inside <script>: never close the tag
+        (folder / "index.html").write_text(env.get_template("model_index.html").render(
+            model=view.name, d_sae=d_sae, sae=view.sae, hook=view.hook, note=view.note, n_rows=d["n_rows"],
+            dense_pct=f"{100 * dense:g}", data=payload))
+        pages.append(folder / "index.html")
+        tmpl = env.get_template("latent.html")
+        names = view.label_names
+        for i in range(d_sae):
+            peak = d["max"][i]
+            groups = []
+            for g, gd in d["groups"].items():
+                labels = [names[g][v] if g in names and v < len(names[g]) else str(v) for v in gd["values"]]
+                groups.append({"name": g, "svg": _bars_svg([row[i] for row in gd["mean"]], labels,
+                                                              title=f"mean activation by {g}")})
+            bins = d["bins"]
+            hist_labels = [f"{peak * j / bins:.3g}-{peak * (j + 1) / bins:.3g}" for j in range(bins)]
+            sampled = []
+            nq = d["quantiles"]
+            for interval in sorted({s["interval"] for s in d["sampled"][i]}, reverse=True):
+                cs = [context_html(d["contexts"][s["row"]], i, peak, view.tokens, names)
+                      for s in d["sampled"][i] if s["interval"] == interval]
+                sampled.append((f"activation {peak * interval / nq:.3g} to {peak * (interval + 1) / nq:.3g} "
+                                f"({interval + 1} of {nq} equal intervals of the max)", cs))
+            logits_pos = logits_neg = []
+            if view.logits:
+                logits_pos = [(view.tokens[t], v) for t, v in zip(view.logits["pos"][i], view.logits["pos_value"][i])]
+                logits_neg = [(view.tokens[t], v) for t, v in zip(view.logits["neg"][i], view.logits["neg_value"][i])]
+            compare = [{"model": c["model"], "density": c["density"][i], "means": [row[i] for row in c["mean"]]}
+                       for c in view.compare]
+            page = tmpl.render(
+                model=view.name, i=i, prev=i - 1 if i > 0 else None, next=i + 1 if i + 1 < d_sae else None,
+                tags=tags[i], sae=view.sae, hook=view.hook, density=d["density"][i],
+                active=sum(d["hist"][i]), n_rows=d["n_rows"], max=peak, mean_active=d["mean_active"][i],
+                hist_svg=_bars_svg(d["hist"][i], hist_labels, color="#e07b00", title="activation histogram"),
+                bins=bins, scores=[(c.label, _fmt(c.values[i])) for c in view.columns], groups=groups,
+                compare=compare, compare_roles=view.compare[0]["roles"] if view.compare else [],
+                logits_pos=logits_pos, logits_neg=logits_neg, steering=view.steering.get(i, []),
+                top=[context_html(d["contexts"][t["row"]], i, peak, view.tokens, names) for t in d["top"][i]],
+                sampled=sampled)
+            (folder / "latents" / f"{i}.html").write_text(page)
+            pages.append(folder / "latents" / f"{i}.html")
+        summary.append({"name": view.name, "sae": view.sae, "d_sae": d_sae,
+                        "alive": sum(x > 0 for x in d["density"]), "dead": sum(x == 0 for x in d["density"]),
+                        "dense": sum("dense" in t for t in tags), "reasoning": len(view.chosen.get("reasoning", []))})
+    hook = views[0].hook if views else ""
+    (out / "index.html").write_text(env.get_template("site_index.html").render(
+        run=run, built=built, hook=hook, models=summary))
+    pages.append(out / "index.html")
+    return pages

@@ -1,0 +1,116 @@
+"""The feature browser in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, driven by Selenium) opens the site from disk, follows the link to a
+model, sorts, filters, searches, opens a latent page and checks what it shows. A
+screenshot of each page is kept in test-artifacts/ (or $SAELAB_ARTIFACTS).
+
+Skipped when Chromium or ChromeDriver is missing, unless SAELAB_REQUIRE_BROWSER=1 (CI
+installs both and sets it, so there the test cannot silently skip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM and DRIVER):
+        if os.environ.get("SAELAB_REQUIRE_BROWSER") == "1":
+            pytest.fail("SAELAB_REQUIRE_BROWSER=1 but chromium / chromedriver are not installed "
+                        "(apt-get install chromium chromium-driver)")
+        pytest.skip("needs chromium and chromedriver (apt-get install chromium chromium-driver)")
+    os.environ.setdefault("SE_AVOID_STATS", "true")  # Selenium Manager: no network calls
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _artifacts() -> Path:
+    out = Path(os.environ.get("SAELAB_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def test_browser_sorts_filters_and_opens_a_latent(quick_run, tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    from experiments.browse import build_browser
+    from features.browser import BrowserConfig
+
+    run, _ = quick_run
+    site = tmp_path / "site"
+    build_browser(run, site, BrowserConfig(), ["base", "sft-noisy-trace"], log=lambda *a: None)
+    feats = json.loads((run / "features" / "base.json").read_text())
+    d_sae = len(feats["reason_score"]["all"])
+
+    browser.get((site / "index.html").as_uri())
+    assert "saelab feature browser" in browser.title
+    browser.find_element(By.LINK_TEXT, "base").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")
+    assert len(rows) == d_sae
+    # sorted by ReasonScore, largest first, by default
+    first = rows[0].find_element(By.TAG_NAME, "a").text
+    assert first == f"#{feats['reason_score']['top'][0]['latent']}"
+
+    def column(label: str) -> list[str]:
+        heads = [h.text.rstrip(" ▲▼") for h in browser.find_elements(By.CSS_SELECTOR, "#index thead th")]
+        k = heads.index(label)
+        return [r.find_elements(By.TAG_NAME, "td")[k].text
+                for r in browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")]
+
+    density_head = [h for h in browser.find_elements(By.CSS_SELECTOR, "#index thead th") if h.text == "density"][0]
+    density_head.click()
+    values = [float(v) for v in column("density")]
+    assert values == sorted(values, reverse=True) and values[0] > values[-1]
+    density_head = [h for h in browser.find_elements(By.CSS_SELECTOR, "#index thead th")
+                    if h.text.startswith("density")][0]
+    density_head.click()  # again: ascending
+    values = [float(v) for v in column("density")]
+    assert values == sorted(values)
+    [h for h in browser.find_elements(By.CSS_SELECTOR, "#index thead th") if h.text.startswith("density")][0].click()
+    browser.save_screenshot(str(_artifacts() / "browser-index.png"))  # densest first
+
+    browser.find_element(By.ID, "only-reasoning").click()
+    shown = browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")
+    assert len(shown) == len(set(feats["table"]["chosen"]["reasoning"]))
+    browser.find_element(By.ID, "only-reasoning").click()
+    browser.find_element(By.ID, "search").send_keys("1")
+    ids = column("latent")
+    assert ids and all(i.startswith("#1") for i in ids)
+    assert browser.find_element(By.ID, "count").text.startswith(f"{len(ids)} of {d_sae}")
+
+    target = ids[0]
+    browser.find_element(By.LINK_TEXT, target).click()
+    assert browser.find_element(By.ID, "title").text == f"base · latent {target}"
+    stats = browser.find_element(By.ID, "stats").text
+    assert "density" in stats and "max activation" in stats
+    # the densest latent whose id starts with 1 is alive: its page shows its contexts
+    assert browser.find_elements(By.CSS_SELECTOR, "#top-contexts .ctx")
+    assert "dead" not in [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".tag")]
+    assert browser.find_element(By.ID, "scores").text.count("ReasonScore") == 1
+    assert "sft-noisy-trace" in browser.find_element(By.ID, "compare").text
+    browser.save_screenshot(str(_artifacts() / "browser-latent.png"))
+    browser.find_element(By.LINK_TEXT, "base index").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")) == d_sae
