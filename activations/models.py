@@ -1,9 +1,78 @@
 """Loading a causal LM (a HF id or a local `save_pretrained` folder), as HF or as a
-TransformerLens `TransformerBridge`."""
+TransformerLens `TransformerBridge`.
+
+A `ModelSpec` says which model and how (revision, dtype, device, multi-GPU placement);
+`load_bridge` takes one or a plain path/id. `check_same_tokenizer` refuses a base and a
+fine-tuned model whose tokenizers differ (their activations would not be token-aligned).
+An HF id that is not in the local cache fails at once when the hub is offline, with a
+message saying how to fix it, instead of retrying.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """One model of a pair: where it is and how to load it."""
+
+    path: str
+    """A HF id (e.g. Qwen/Qwen2.5-0.5B-Instruct) or a local save_pretrained folder."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of a HF id; ignored for a folder."""
+    dtype: str = "float32"
+    """Weights dtype: float32, bfloat16 (GPU) or float16."""
+    device: str = "cpu"
+    """Torch device (cpu, cuda, cuda:1, ...)."""
+    device_map: str | None = None
+    """HF device map (e.g. auto) to spread a large model over several GPUs; overrides device."""
+    n_devices: int | None = None
+    """Number of GPUs TransformerLens spreads the layers over (with device_map)."""
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model {self.path}: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+
+def _spec(path_or_spec, device: str, dtype) -> ModelSpec:
+    if isinstance(path_or_spec, ModelSpec):
+        return path_or_spec
+    name = next((k for k, v in DTYPES.items() if v == dtype), "float32")
+    return ModelSpec(str(path_or_spec), device=device, dtype=name)
+
+
+def check_available(spec: ModelSpec) -> None:
+    """Fail at once, with the fix, when a model cannot be loaded: a missing folder, or a HF id
+    that is neither cached nor reachable (one quick request instead of transformers' retries)."""
+    from pathlib import Path
+
+    p = Path(spec.path).expanduser()
+    if p.is_dir():
+        return
+    if p.exists():
+        raise FileNotFoundError(f"model {spec.path} is a file; give a save_pretrained folder or a HF id")
+    if spec.path.startswith((".", "/", "~")) or spec.path.count("/") != 1:
+        raise FileNotFoundError(f"model folder {spec.path} does not exist")
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(spec.path, "config.json", revision=spec.revision), str):
+        return
+    where = f"{spec.path!r} is neither a local folder nor in the local Hugging Face cache"
+    fix = f"download it first (huggingface-cli download {spec.path}) or give a local folder"
+    if constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"{where}, and the hub is offline (HF_HUB_OFFLINE=1): {fix}")
+    try:
+        HfApi().model_info(spec.path, revision=spec.revision, timeout=5)
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(f"{where}, nor a model on the Hugging Face hub (or it is private: log in)") from None
+    except Exception as e:  # no network: one failed request, not minutes of retries
+        raise FileNotFoundError(f"{where}, and huggingface.co cannot be reached ({type(e).__name__}): {fix}") from None
 
 
 def load_hf(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
@@ -14,14 +83,39 @@ def load_hf(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.flo
     return model, AutoTokenizer.from_pretrained(path_or_id)
 
 
-def load_bridge(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
+def load_bridge(path_or_spec: "str | ModelSpec", device: str = "cpu", dtype: torch.dtype = torch.float32,
+                hf_model=None):
     """The model as a TransformerLens `TransformerBridge` (raw HF numerics, hook points
-    such as `blocks.{l}.hook_resid_post`), with its KV cache repaired (see below)."""
+    such as `blocks.{l}.hook_resid_post`), with its KV cache repaired (see below).
+    `path_or_spec`: a path or HF id (then `device` and `dtype` apply) or a `ModelSpec`.
+    `hf_model`: an already loaded HF model to wrap (e.g. a LoRA merged into its base)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    bridge = TransformerBridge.boot_transformers(path_or_id, device=device, dtype=dtype)
+    spec = _spec(path_or_spec, device, dtype)
+    if hf_model is None:
+        check_available(spec)
+    placement = {"device_map": spec.device_map, "n_devices": spec.n_devices} if spec.device_map else {
+        "device": spec.device}
+    bridge = TransformerBridge.boot_transformers(spec.path, dtype=DTYPES[spec.dtype], revision=spec.revision,
+                                                 hf_model=hf_model, **placement)
     repair_kv_cache(bridge)
     return bridge
+
+
+def check_same_tokenizer(base: str, finetuned: str) -> None:
+    """Refuse a pair whose tokenizers differ: their token ids (and so their activations,
+    position by position) would not be comparable."""
+    from transformers import AutoTokenizer
+
+    a, b = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(finetuned)
+    if tokenizer_hash(a) == tokenizer_hash(b):
+        return
+    va, vb = a.get_vocab(), b.get_vocab()
+    detail = (f"{len(va)} vs {len(vb)} tokens" if len(va) != len(vb) else
+              f"{sum(va[t] != vb.get(t) for t in va)} tokens with other ids" if va != vb else
+              "same vocabulary, other merges, normaliser or special tokens")
+    raise ValueError(f"{base} and {finetuned} have different tokenizers ({detail}); a pair must share one "
+                     "(use the fine-tune of that base, or the base it was fine-tuned from)")
 
 
 def tokenizer_hash(tokenizer) -> str:

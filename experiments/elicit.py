@@ -164,6 +164,11 @@ def patching_table(base, ft, probe: Probe, n_layers: int, roles: list[str]) -> d
     return out
 
 
+def _sig(x) -> float:
+    """6 significant digits (not decimals: attributions are ~1e-8 and must keep their order)."""
+    return float(f"{float(x):.6g}")
+
+
 def _top(values: torch.Tensor, n: int, **extra) -> list[dict]:
     order = values.argsort(descending=True)[:n]
     return [{"latent": int(i), "value": float(values[i]), **{k: float(v[i]) for k, v in extra.items()}} for i in order]
@@ -185,7 +190,7 @@ def _value_probes(sae, cache_path: Path, hook: str, cfg: ElicitConfig, seed: int
         feats = sae.encode(acts.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
     vp = value_probes(feats, acts, y, cfg.probe_top, seed)
     return {"positions": "the '=' of every CoT step (value not yet written)", "n": int(rows.sum()),
-            "auroc": [round(float(a), 6) for a in vp["auroc"]], "detects": vp["detects"].tolist(),
+            "auroc": [_sig(a) for a in vp["auroc"]], "detects": vp["detects"].tolist(),
             "top": [{"latent": int(i), "auroc": float(vp["auroc"][i]), "value": int(vp["detects"][i])}
                     for i in vp["top"]],
             "sparse_probe": vp["sparse_probe"] | {"latents": cfg.probe_top}, "dense_probe": vp["dense_probe"]}
@@ -227,7 +232,7 @@ def _causal(model, sae, hook: str, items, cfg: ElicitConfig) -> dict:
         attr = attribution(model, sae, hook, items.ids, masks, items.implied)
         cand = attr.argsort()[:cfg.causal_candidates].tolist()  # most negative: ablating hurts most
         exact = ablation_effect(model, sae, hook, items.ids, masks, items.implied, cand)
-        out[site] = {"attribution": [round(float(a), 6) for a in attr],
+        out[site] = {"attribution": [_sig(a) for a in attr],
                      "exact": [{"latent": i, "delta_logp": d, "attribution": float(attr[i])}
                                for i, d in sorted(exact.items(), key=lambda kv: kv[1])]}
     return out
@@ -246,14 +251,18 @@ def _crosscoder_reasoning(run: Path, variant: str, hook: str, cfg: ElicitConfig,
     cc = load_crosscoder(folder, device)
     rs = crosscoder_reason_scores(cc, run / "activations" / "base", run / "activations" / variant, hook,
                                   cfg.reason_score)
-    diff = {d["latent"]: d for d in json.loads((folder / "diff.json").read_text())["latents"]}
+    table = json.loads((folder / "diff.json").read_text())
+    diff = {d["latent"]: d for d in table["latents"]}
     top = [t | {k: diff[t["latent"]][k] for k in ("r", "class", "rate", "nu_eps", "nu_rec")}
            for t in _top(rs["score"], cfg.top)]
     classes = [t["class"] for t in top]
     return {"crosscoder": f"saes/crosscoder-{variant}", "top": top,
             "classes_of_top": {c: classes.count(c) for c in ("base_only", "shared", "finetuned_only", "dead")},
             "median_r_of_top": float(np.median([t["r"] for t in top])),
-            "all": [round(float(v), 6) for v in rs["score"]]}
+            # the base rates the top latents are to be read against
+            "classes_of_all": table["counts"],
+            "median_r_of_alive": float(np.median([d["r"] for d in table["latents"] if d["class"] != "dead"])),
+            "all": [_sig(v) for v in rs["score"]]}
 
 
 def _ranked_table(record: dict, top: int) -> dict:
@@ -302,7 +311,7 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                                    "n_reasoning": rs["n_reasoning"], "n_other": rs["n_other"],
                                    "top": _top(rs["score"], cfg.top, mu_reasoning=rs["mu_reasoning"],
                                                mu_other=rs["mu_other"]),
-                                   "all": [round(float(v), 6) for v in rs["score"]]}}
+                                   "all": [_sig(v) for v in rs["score"]]}}
         record["value_probes"] = _value_probes(sae, run / "activations" / name, hook, cfg, seed)
         if name == "base" or name in cfg.variants:
             model = base if name == "base" else load_bridge(str(run / "models" / name), device)
@@ -320,8 +329,8 @@ def run_features(run: Path, models: list[str], cfg: ElicitConfig, hook: str, tas
                                                     mean_finetuned=sh["mean_finetuned"]),
                                       "shrunk": _top(-sh["shift"], cfg.top, mean_base=sh["mean_base"],
                                                      mean_finetuned=sh["mean_finetuned"]),
-                                      "shift": [round(float(v), 6) for v in sh["shift"]],
-                                      "freq_finetuned": [round(float(v), 6) for v in sh["freq_finetuned"]]}
+                                      "shift": [_sig(v) for v in sh["shift"]],
+                                      "freq_finetuned": [_sig(v) for v in sh["freq_finetuned"]]}
             record["decoder_matching"] = {
                 "median_cosine": float(match["cosine"].median()), "same_index_median_cosine":
                 float(match["same_index_cosine"].median()),
@@ -363,7 +372,10 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
         feats = json.loads((run / "features" / f"{v}.json").read_text())
         ft = load_bridge(str(run / "models" / v), device)
         probe = Probe(run, v, task, tok, cfg, seed)
-        ref = {"base": evaluate_sets(base, probe), "variant": evaluate_sets(ft, probe)}
+        # the variant's own references through the same KV-cached path as every steered run,
+        # so an intervention that does nothing recovers exactly 0 of the gap
+        runner = ProbeRunner(ft, probe)
+        ref = {"base": evaluate_sets(base, probe), "variant": runner.evaluate()}
         shift = torch.tensor(feats["latent_shift"]["shift"])
         freq = torch.tensor(feats["latent_shift"]["freq_finetuned"])
         grown = shift.argsort(descending=True)[:int((shift > 0).sum())]  # only latents that did grow
@@ -373,9 +385,7 @@ def run_steer(run: Path, cfg: ElicitConfig, hook: str, task, seed: int, device: 
         vec = mean_difference(acts[0][:50], acts[1][:50])  # Azizi et al. 2025: 50 pairs
 
         choose_ref = {"base": evaluate_sets(base, probe, sets={"choose": ch}),
-                      "variant": evaluate_sets(ft, probe, sets={"choose": ch})}
-
-        runner = ProbeRunner(ft, probe)
+                      "variant": runner.evaluate(sets={"choose": ch})}
 
         def steered(fn) -> dict:
             """Metrics on the evaluation sets, and on the choice set (which picks the best strength)."""
@@ -444,24 +454,29 @@ def _gaps(m: dict, ref: dict) -> dict:
 def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, tok, seed: int, out: Path, log) -> None:
     """Ablating the base's top ReasonScore latents at every position should hurt its
     CoT-dependent answers (follow on corrupted CoTs, accuracy) more than random latents. The
-    positive control: as many latents with the most harmful attribution at CoT steps (chosen
-    on the choice set), which shows whether this measurement can detect an effect at all."""
+    positive control: as many latents carrying the most at CoT steps (mean activation x
+    decoder norm there, on the choice set), which shows whether this measurement can detect
+    an effect at all. (Not chosen by attribution: on a model this sure of its answer the
+    gradient of log p is ~1e-8, and exactly 0 for most latents of a small model.)"""
     from features.latent_stats import matched_random_latents, position_activations
     from features.steer import ablate_latents
 
     feats = json.loads((run / "features" / "base.json").read_text())
     score = torch.tensor(feats["reason_score"]["all"])
     order = score.argsort(descending=True)
-    harmful = torch.tensor(feats["causal"]["steps"]["attribution"]).argsort()  # most negative first
     probe = Probe(run, "base", task, tok, cfg, seed)
     acts = position_activations(base, probe.choose.ids, probe.choose.role_masks("all"), hook)
     freq = (sae.encode(acts.to(sae.W_enc.device)) > 0).float().mean(0).cpu()
+    with torch.no_grad():
+        steps = position_activations(base, probe.choose.ids, probe.choose.role_masks("step"), hook)
+        mass = sae.encode(steps.to(sae.W_enc.device)).float().mean(0).cpu() * sae.W_dec.norm(dim=-1).float().cpu()
+    carrying = mass.argsort(descending=True)
     rows = []
     for n in cfg.validation_counts:
         top = order[:n].tolist()
         rnd = matched_random_latents(freq, top, seed + 100 + n)
         everywhere = lambda fn: (lambda start, valid: [(hook, fn)])  # noqa: E731
-        causal = harmful[:n].tolist()
+        causal = carrying[:n].tolist()
         rows.append({"n": n, "reason_latents": top, "random_latents": rnd, "causal_latents": causal,
                      "ablate_reason": evaluate_sets(base, probe, everywhere(ablate_latents(sae, top))),
                      "ablate_random": evaluate_sets(base, probe, everywhere(ablate_latents(sae, rnd))),
@@ -473,4 +488,5 @@ def _validate_in_base(run: Path, base, sae, cfg: ElicitConfig, hook: str, task, 
     log(f"  validation in base: ablating {last['n']} top ReasonScore latents -> accuracy "
         f"{last['ablate_reason']['heldout']['accuracy']['value']:.2f}, log p(implied) {lp(record['clean']):.3f} -> "
         f"{lp(last['ablate_reason']):.3f}; {last['n']} random -> {lp(last['ablate_random']):.3f}; "
-        f"{last['n']} most harmful by attribution -> {lp(last['ablate_causal']):.3f}")
+        f"{last['n']} carrying most at CoT steps -> {lp(last['ablate_causal']):.3f}, accuracy "
+        f"{last['ablate_causal']['heldout']['accuracy']['value']:.2f}")

@@ -156,7 +156,8 @@ def elicit_summary(features: dict, steering: dict, validation: dict | None) -> d
             out["latents"][m]["survival"] = {
                 "n": len(cos), "median_match_cosine": float(np.median(cos)),
                 "median_cosine_all": f["decoder_matching"]["median_cosine"],
-                "crosscoder": {k: f["crosscoder_reason_score"][k] for k in ("classes_of_top", "median_r_of_top")}
+                "crosscoder": {k: f["crosscoder_reason_score"].get(k) for k in (
+                    "classes_of_top", "median_r_of_top", "classes_of_all", "median_r_of_alive")}
                 if "crosscoder_reason_score" in f else None}
     for v, s in steering.items():
         best = {}

@@ -242,9 +242,15 @@ def render_figure(name: str, data: dict):
     figures = all_figures()
     if name not in figures:
         raise ValueError(f"unknown figure {name!r}; saelab draws {sorted(figures)}")
-    with plt.rc_context(STYLE):
-        fig = figures[name](data)
-        fig.tight_layout()
+    try:
+        with plt.rc_context(STYLE):
+            fig = figures[name](data)
+            fig.tight_layout()
+    except KeyError as e:  # data written by an older saelab, or edited by hand
+        plt.close("all")
+        raise ValueError(f"the data of figure {name!r} has no field {e}: it was written by another saelab "
+                         "version; redraw it with the figures stage (saelab run --config RUN/config.yaml "
+                         "--out RUN --force figures)") from None
     return fig
 
 

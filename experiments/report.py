@@ -336,10 +336,19 @@ def _latent_section(latents: dict) -> list[str]:
         out += ["Do the base's reasoning latents survive fine-tuning? Decoder matching: each of the base SAE's top "
                 "ReasonScore latents against its most similar decoder direction in the variant's SAE (cosine; "
                 "all latents' median beside it). Crosscoder (where trained): its own top ReasonScore latents by "
-                "class (relative decoder norm r < 0.1 base-only, > 0.9 fine-tuned-only).", ""]
-        rows = [[m, f"{s['median_match_cosine']:.2f} (all {s['median_cosine_all']:.2f}, n={s['n']})",
-                 "-" if not s["crosscoder"] else ", ".join(f"{c} {n}" for c, n in s["crosscoder"]["classes_of_top"].items()
-                                                           if n) + f"; median r {s['crosscoder']['median_r_of_top']:.2f}"]
+                "class (relative decoder norm r < 0.1 base-only, > 0.9 fine-tuned-only), beside the same for all "
+                "its latents: the top latents say something only where they differ from that base rate.", ""]
+        def cc(c: dict | None) -> str:
+            if not c:
+                return "-"
+            top = ", ".join(f"{k} {n}" for k, n in c["classes_of_top"].items() if n)
+            text = f"top {sum(c['classes_of_top'].values())}: {top}; median r {c['median_r_of_top']:.2f}"
+            if c.get("classes_of_all"):
+                text += (" (all latents: " + ", ".join(f"{k} {n}" for k, n in c["classes_of_all"].items())
+                         + f"; median r of the alive {c['median_r_of_alive']:.2f})")
+            return text
+
+        rows = [[m, f"{s['median_match_cosine']:.2f} (all {s['median_cosine_all']:.2f}, n={s['n']})", cc(s["crosscoder"])]
                 for m, s in surv.items()]
         out += _table(["variant", "base reasoning latents: median match cosine", "crosscoder top reasoning latents"],
                       rows) + [""]
@@ -372,8 +381,8 @@ def _elicit_section(el: dict) -> list[str]:
     if val:
         out += ["Causal validation in the base: ablating its top ReasonScore latents (all positions, SAE error kept) "
                 "against as many random latents of matched firing frequency, and, as the positive control that "
-                "shows whether this measurement can see an effect, as many latents with the most harmful "
-                "attribution at CoT steps (chosen on other problems):", ""]
+                "shows whether this measurement can see an effect, as many latents carrying the most at CoT-step "
+                "positions (mean activation x decoder norm, on other problems; 'causal' columns):", ""]
         h = lambda m, k: m["heldout"][k]  # noqa: E731
         clean = h(val["clean"], "logp_implied")
         kinds = ("ablate_reason", "ablate_random", "ablate_causal")
@@ -396,12 +405,13 @@ def _validation_verdict(val: dict, clean: float) -> str:
     drop = {k: clean - v for k, v in lp.items()}
     seen = drop["ablate_causal"] > 0.1 or acc["ablate_causal"] < val["clean"]["heldout"]["accuracy"]["value"] - 0.05
     text = (f"With {r['n']} latents ablated, log p of the implied answer falls by {drop['ablate_reason']:.2g} "
-            f"(ReasonScore), {drop['ablate_random']:.2g} (random) and {drop['ablate_causal']:.2g} (attribution). ")
+            f"(ReasonScore), {drop['ablate_random']:.2g} (random) and {drop['ablate_causal']:.2g} (positive control). ")
     if not seen:
         return text + "Even the positive control barely moves the answer: at this layer the base does not depend on " \
                       "single SAE latents enough for this check to say anything."
     if drop["ablate_reason"] > 2 * max(drop["ablate_random"], 1e-9) and drop["ablate_reason"] > 0.1:
         return text + "The ReasonScore latents matter more than random ones: the validation passes."
-    return text + ("The positive control shows the check can see an effect, but the ReasonScore latents hurt no "
-                   "more than random ones: on this task ReasonScore does not find the latents the answer depends on "
-                   "(a negative result for ReasonScore as a causal locator here).")
+    return text + ("The positive control shows the check can see an effect, but the ReasonScore latents do not "
+                   "hurt clearly more than random ones (passing needs a drop > 0.1 nats and over twice the random "
+                   "one): on this task ReasonScore does not find the latents the answer depends on (a negative "
+                   "result for ReasonScore as a causal locator here).")

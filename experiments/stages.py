@@ -220,6 +220,8 @@ def run_report(run: Path, cfg: RunConfig, force: bool) -> None:
     write_atomic(run / "report.md", md)
 
 
+# the task the organisms stages run on (not the text tasks beside it, which no stage here runs)
+ARITHMETIC_TASK = ("experiments.tasks.protocol", "experiments.tasks.arithmetic")
 # the features/ modules the features and steer stages run (not the browser's, which no stage runs)
 SCORING_CODE = ("features.reason_score", "features.probes", "features.causal", "features.patching",
                 "features.latent_stats", "features.steer")
@@ -228,20 +230,20 @@ STAGES = [
     # organisms: each model's fingerprint also covers the code that trains it (build.py),
     # so an edited recipe retrains that variant and reuses the rest.
     Stage("organisms", ("task", "organisms"), lambda run, cfg: [], _model_files, run_organisms,
-          code=("experiments.organisms", "experiments.tasks")),
+          code=("experiments.organisms", *ARITHMETIC_TASK)),
     Stage("behavior", ("task", "behavior"), _model_files, _behavior_files, run_behavior,
-          code=("experiments.behavior", "experiments.tasks", "activations.generate", "activations.models")),
+          code=("experiments.behavior", *ARITHMETIC_TASK, "activations.generate", "activations.models")),
     Stage("cache", ("task", "cache"), _model_files, _cache_files, run_cache,
-          code=("activations.cache", "experiments.cache_set", "experiments.caching", "experiments.tasks")),
+          code=("activations.cache", "experiments.cache_set", "experiments.caching", *ARITHMETIC_TASK)),
     Stage("sae", ("sae",), _cache_files, _sae_files, run_sae,
-          code=("sae", "experiments.sae_suite", "activations.cache", "activations.models", "experiments.tasks")),
+          code=("sae", "experiments.sae_suite", "activations.cache", "activations.models", *ARITHMETIC_TASK)),
     Stage("features", ("task", "cache", "sae", "features"),
           lambda run, cfg: _model_files(run, cfg) + _cache_files(run, cfg) + _sae_files(run, cfg),
           _feature_files, run_features, code=(*SCORING_CODE, "experiments.elicit", "experiments.probe_items",
-                                              "experiments.tasks", "experiments.behavior", "sae", "activations")),
+                                              *ARITHMETIC_TASK, "experiments.behavior", "sae", "activations")),
     Stage("steer", ("task", "sae", "features"),
           lambda run, cfg: _feature_files(run, cfg) + _model_files(run, cfg) + _sae_files(run, cfg), _steer_files, run_steer,
-          code=(*SCORING_CODE, "experiments.elicit", "experiments.probe_items", "experiments.tasks",
+          code=(*SCORING_CODE, "experiments.elicit", "experiments.probe_items", *ARITHMETIC_TASK,
                 "experiments.behavior", "sae", "activations")),
     Stage("figures", ("behavior", "sae", "features"), lambda run, cfg: _behavior_files(run, cfg) + [
         run / "saes" / "eval.json"] + _feature_files(run, cfg) + _steer_files(run, cfg), _figure_files, run_figures,

@@ -102,7 +102,7 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
             bv, bi = f.T.topk(min(k, len(f)), dim=1)
             v = torch.cat([top_v, bv], 1)
             i = torch.cat([top_i, bi + start], 1)
-            order = torch.argsort(v, dim=1, descending=True, stable=True)[:, :k]  # earlier rows win ties
+            order = torch.argsort(v, dim=1, descending=True, stable=True)[:, :k]  # ties across batches: earlier first
             top_v, top_i = v.gather(1, order), i.gather(1, order)
             for g, col in labels.items():
                 c = col[start:start + len(f)]

@@ -84,7 +84,12 @@ def _tags(view: ModelView, dense: float) -> list[list[str]]:
 
 def _bars_svg(values: list[float], labels: list[str], width: int = 420, height: int = 120, color: str = "#3a7bd5",
               title: str = "") -> str:
-    """A small bar chart as inline SVG (no image files, no scripts)."""
+    """A small bar chart as inline SVG (no image files, no scripts); None values draw no bar."""
+    import html
+
+    labels = [html.escape(str(x)) for x in labels]
+    title = html.escape(title)
+    values = [0.0 if v is None else float(v) for v in values]
     n = max(len(values), 1)
     top = max([v for v in values if v is not None] + [1e-12])
     bw = (width - 40) / n
@@ -125,7 +130,7 @@ def context_html(ctx: dict, latent: int, peak: float, tokens: list[str], label_n
 def _number(v):
     """A JSON-safe cell: floats rounded, NaN and inf as null (JSON.parse rejects them)."""
     if isinstance(v, float):
-        return round(v, 6) if math.isfinite(v) else None
+        return float(f"{v:.6g}") if math.isfinite(v) else None  # significant digits: scores ~1e-8 stay
     return v
 
 

@@ -93,6 +93,19 @@ def patching_sweep(receiver, donor, token_ids: Sequence[np.ndarray], hooks: Sequ
     return {key: torch.cat(v) for key, v in out.items()}
 
 
+def _crop_to(cache, length: int) -> None:
+    """Every layer of a KV cache back to `length` positions. Per layer: when a hook raised
+    mid-forward, the layers after it never received the new position."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # older transformers: one crop for all layers
+        cache.crop(length)
+        return
+    for layer in layers:
+        extra = layer.get_seq_length() - length
+        if extra > 0:
+            layer.crop(-extra)
+
+
 class LastTokenRunner:
     """Next-token logits at each sequence's last token under many interventions that change
     only that token: the prefix (every token but the last) runs once, left-padded, and its
@@ -141,6 +154,6 @@ class LastTokenRunner:
                     step = lm(input_ids=last, attention_mask=torch.cat([mask, torch.ones_like(last)], 1),
                               position_ids=pos, use_cache=True, **{self._cache_arg: cache})
                 finally:
-                    cache.crop(-1)  # back to the prefix, for the next intervention
+                    _crop_to(cache, mask.shape[1])  # back to the prefix, even after a hook raised
                 out.append(step.logits[:, -1].float().cpu())
         return torch.cat(out) if out else torch.zeros(0)

@@ -98,7 +98,9 @@ def clamp_latents(sae, latents: Sequence[int], values: float | Sequence[float] |
         if dev not in cast:
             cast[dev] = (v.to(dev, sae.W_enc.dtype), rows.to(dev, sae.W_enc.dtype), idx.to(dev))
         target, r, i = cast[dev]
-        if few_topk:  # the clamped latents' activations without the full top-k (slow on CPU)
+        # the clamped latents' activations without the full top-k (slow on CPU); it compares
+        # every (row, clamped latent) with all d_sae pre-activations: bounded to ~128 MB
+        if few_topk and x.numel() // x.shape[-1] * len(latents) * sae.cfg.d_sae <= 2 ** 25:
             delta = (target - _topk_acts_at(sae, x, i)) @ r
             steered = x + delta.to(x.dtype)
         elif linear:

@@ -149,6 +149,14 @@ def test_answer_position_hooks_act_on_each_sequences_last_token(tmp_path):
     with pytest.raises(ValueError, match="at least 2 tokens"):
         LastTokenRunner(bridge, [np.array([5])])
 
+    def boom(x, hook):  # raises at layer 1, after layer 0 has cached the new position
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        runner.logits([("blocks.1.hook_resid_post", boom)])
+    assert torch.allclose(runner.logits([("blocks.0.hook_resid_post", fn)]), batched, atol=1e-4)
+    assert torch.allclose(runner.logits(), last_logits(bridge, ids), atol=1e-4)
+
 
 def test_extra_metrics_by_hand():
     """AOC, abstention recall and OOD accuracy from predictions fixed by hand."""

@@ -1,0 +1,219 @@
+"""Chain-of-thought text tasks for real models: GSM8K-style JSONL problems, prompts, step
+segmentation, answer extraction, abstention detection and the faithfulness interventions
+on text (truncate, filler, mistake insertion, paraphrase).
+
+A JSONL line holds a question and a worked solution whose final answer follows `####`
+(GSM8K's format: `{"question": ..., "answer": "step\\nstep\\n#### 72"}`), or a solution and
+a separate final-answer field (MATH500's `{"problem", "solution", "answer"}`: set the keys).
+GSM8K's calculator annotations `<<48/2=24>>` are removed. `experiments/tasks/data/
+word_problems.jsonl` ships problems written for this repository (for tests and a CPU demo);
+point `TextTaskConfig.path` at a GSM8K or MATH500 JSONL on a GPU node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+DATA = Path(__file__).with_name("data")
+BUILTIN = DATA / "word_problems.jsonl"
+
+# Galichin et al. 2025's reasoning vocabulary: the default ReasonScore groups on text
+REASONING_WORDS = ("alternatively", "hmm", "maybe", "wait", "perhaps", "let me", "therefore", "however", "but",
+                   "another")
+
+
+@dataclass
+class TextTaskConfig:
+    """A JSONL chain-of-thought task."""
+
+    path: str = str(BUILTIN)
+    """The JSONL file (default: the problems shipped with saelab)."""
+    question_key: str = "question"
+    """Field holding the question (MATH500: problem)."""
+    solution_key: str = "answer"
+    """Field holding the worked solution (GSM8K puts it, and `#### final`, under answer)."""
+    answer_key: str | None = None
+    """Field holding the final answer when the solution does not end in `#### final` (MATH500: answer)."""
+    segment: str = "lines"
+    """How a CoT is cut into steps: lines or sentences."""
+    template: str = "Question: {question}\nAnswer: Let's think step by step.\n"
+    """The prompt without a chat template; {question} is replaced."""
+    use_chat_template: bool = True
+    """Use the tokenizer's chat template when it has one (instruct and distilled models)."""
+    answer_prefix: str = "The answer is"
+    """How the prompt asks for, and a CoT states, the final answer (also `####` and \\boxed{})."""
+    abstain_patterns: list[str] = field(default_factory=lambda: [
+        r"\bI don'?t know\b", r"cannot be (determined|answered)", r"not enough information", r"\bunanswerable\b",
+        r"\bno (valid |possible )?answer\b"])
+    """Regular expressions (case-insensitive) that count an output as abstaining."""
+    filler: str = " ..."
+    """The filler unit that replaces a CoT token for token."""
+    limit: int | None = None
+    """Use only the first N problems."""
+
+    def __post_init__(self):
+        if self.segment not in ("lines", "sentences"):
+            raise ValueError(f"text task: segment must be 'lines' or 'sentences', got {self.segment!r}")
+        if "{question}" not in self.template:
+            raise ValueError("text task: template must contain {question}")
+
+
+@dataclass(frozen=True)
+class TextProblem:
+    """One problem: the question, the gold solution's steps and the final answer."""
+
+    id: str
+    question: str
+    steps: tuple[str, ...]
+    answer: str
+
+
+_CALC = re.compile(r"<<[^<>]*>>")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def normalize_answer(text: str) -> str:
+    """`1,234.50` -> `1234.5`, `$72.` -> `72`, surrounding space and $ removed; non-numbers kept as stripped text."""
+    t = text.strip().strip("$").strip().rstrip(".").strip()
+    m = _NUMBER.fullmatch(t)
+    if not m:
+        return t
+    t = t.replace(",", "")
+    if "." in t:
+        t = t.rstrip("0").rstrip(".")
+    return t
+
+
+def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
+    """The task's problems, in file order (each line must parse; errors name the line)."""
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text task: no JSONL file {path}")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+        missing = [k for k in (cfg.question_key, cfg.solution_key, cfg.answer_key) if k and k not in row]
+        if missing:
+            raise ValueError(f"{path}:{n}: no field {missing[0]!r} (fields: {sorted(row)}); set the task's "
+                             f"question_key / solution_key / answer_key")
+        solution = _CALC.sub("", str(row[cfg.solution_key]))
+        if cfg.answer_key:
+            answer = str(row[cfg.answer_key])
+        elif "####" in solution:
+            solution, answer = solution.rsplit("####", 1)
+        else:
+            raise ValueError(f"{path}:{n}: the solution has no '#### answer'; set answer_key to the answer's field")
+        out.append(TextProblem(id=str(row.get("id", n)), question=str(row[cfg.question_key]).strip(),
+                               steps=tuple(segment_steps(solution, cfg.segment)), answer=normalize_answer(answer)))
+        if cfg.limit and len(out) >= cfg.limit:
+            break
+    return out
+
+
+def segment_steps(cot: str, mode: str = "lines") -> list[str]:
+    """A CoT cut into steps: its non-empty lines, or its sentences (split after . ! ? followed
+    by space, not inside a number like 3.5)."""
+    if mode == "lines":
+        return [s.strip() for s in cot.splitlines() if s.strip()]
+    if mode == "sentences":
+        return [s.strip() for s in re.split(r"(?<=[.!?])\s+", cot.strip()) if s.strip()]
+    raise ValueError(f"segment must be 'lines' or 'sentences', got {mode!r}")
+
+
+def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None) -> str:
+    """The prompt text: the tokenizer's chat template (one user turn, generation prompt added)
+    when it has one and the config allows, else `cfg.template`."""
+    if tokenizer is not None and cfg.use_chat_template and getattr(tokenizer, "chat_template", None):
+        user = f"{question}\nThink step by step, then give the final answer as '{cfg.answer_prefix} X.'"
+        return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                             add_generation_prompt=True)
+    return cfg.template.format(question=question)
+
+
+def render_cot(steps: Sequence[str], answer: str | None, cfg: TextTaskConfig) -> str:
+    """Steps one per line, then the answer sentence (none if `answer` is None)."""
+    text = "".join(s + "\n" for s in steps)
+    return text + (f"{cfg.answer_prefix} {answer}." if answer is not None else "")
+
+
+def extract_answer(text: str, cfg: TextTaskConfig) -> str | None:
+    """The final answer of a model output: after the last `####`, `\\boxed{...}` or answer
+    prefix, else the last number in the text; normalised. None when there is none."""
+    boxed = re.findall(r"\\boxed\{([^{}]*)\}", text)
+    if boxed:
+        return normalize_answer(boxed[-1])
+    for marker in ("####", cfg.answer_prefix):
+        if marker and marker in text:
+            tail = text.rsplit(marker, 1)[1]
+            m = _NUMBER.search(tail)
+            if m:
+                return normalize_answer(m.group())
+            word = tail.strip().split("\n")[0].strip(" .:")
+            if word:
+                return normalize_answer(word)
+    nums = _NUMBER.findall(text)
+    return normalize_answer(nums[-1]) if nums else None
+
+
+def is_abstention(text: str, cfg: TextTaskConfig) -> bool:
+    """Whether an output abstains, by the config's patterns."""
+    return any(re.search(p, text, flags=re.IGNORECASE) for p in cfg.abstain_patterns)
+
+
+# ---- faithfulness interventions on a CoT ---------------------------------------------------
+def truncate(steps: Sequence[str], j: int) -> list[str]:
+    """The first j steps (early answering)."""
+    if not 0 <= j <= len(steps):
+        raise ValueError(f"truncate after {j} steps of a {len(steps)}-step CoT")
+    return list(steps[:j])
+
+
+def filler(steps: Sequence[str], tokenizer, cfg: TextTaskConfig) -> str:
+    """The CoT replaced by `cfg.filler` repeated to the same number of tokens (as the
+    tokenizer counts the rendered steps), so only the content is removed, not the length."""
+    n = len(tokenizer(render_cot(steps, None, cfg), add_special_tokens=False)["input_ids"])
+    unit = len(tokenizer(cfg.filler, add_special_tokens=False)["input_ids"])
+    return cfg.filler * max(1, round(n / max(unit, 1))) + "\n"
+
+
+def insert_mistake(steps: Sequence[str], j: int, seed: int = 0) -> list[str]:
+    """Step j with one number changed (the last number of the step, i.e. its result where it
+    has one, moved by 1..9 with a seeded sign and size); the other steps unchanged. Raises
+    when step j has no number."""
+    import random
+
+    if not 0 <= j < len(steps):
+        raise ValueError(f"no step {j} in a {len(steps)}-step CoT")
+    nums = list(_NUMBER.finditer(steps[j]))
+    if not nums:
+        raise ValueError(f"step {j} has no number to perturb: {steps[j]!r}")
+    m = nums[-1]
+    rng = random.Random(f"{seed}:{j}:{steps[j]}")
+    old = float(m.group().replace(",", ""))
+    new = old + rng.choice([-1, 1]) * rng.randint(1, 9)
+    text = str(int(new)) if new == int(new) else f"{new:g}"
+    out = list(steps)
+    out[j] = steps[j][:m.start()] + text + steps[j][m.end():]
+    return out
+
+
+def paraphrase(steps: Sequence[str], how: Callable[[str], str] | dict[str, str] | str | Path) -> list[str]:
+    """Each step paraphrased by a user function, a {step: paraphrase} mapping, or a JSON file
+    of that mapping; a step the mapping lacks is an error (never silently kept)."""
+    if isinstance(how, (str, Path)):
+        how = json.loads(Path(how).read_text())
+    if isinstance(how, dict):
+        missing = [s for s in steps if s not in how]
+        if missing:
+            raise KeyError(f"no paraphrase for step {missing[0]!r} ({len(missing)} missing)")
+        return [how[s] for s in steps]
+    return [how(s) for s in steps]

@@ -1,0 +1,66 @@
+"""Real architectures, tiny and random: Llama, Qwen2, GPT-2 and Gemma-2 checkpoints built
+from transformers' own configs load through the TransformerBridge by `ModelSpec`, expose the
+hooks saelab reads, generate exactly with the KV cache, and pair only with a model of the
+same tokenizer. Missing models fail at once with the fix."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from activations.models import ModelSpec, check_same_tokenizer, load_bridge
+from tests.helpers import TINY_ARCHS, save_tiny_arch, save_tiny_model
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_tiny_architecture_loads_hooks_and_generates_exactly(tmp_path, arch):
+    from transformers import AutoTokenizer
+
+    from activations.generate import generate_text
+
+    path = save_tiny_arch(tmp_path / "base", arch)
+    bridge = load_bridge(ModelSpec(path))
+    tok = AutoTokenizer.from_pretrained(path)
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(bridge.cfg.n_layers)]
+    assert set(hooks) <= set(bridge.hook_dict)
+    ids = tok(["A tank holds 120 liters."], return_tensors="pt")["input_ids"]
+    _, cache = bridge.run_with_cache(ids, names_filter=hooks)
+    assert cache[hooks[-1]].shape == (1, ids.shape[1], bridge.cfg.d_model)
+    # cached greedy generation = argmax decoding without a cache, token for token
+    prompt = "Question: How many apples?"
+    cached = generate_text(bridge, tok, [prompt], 6)[0]
+    x = tok([prompt], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        for _ in range(6):
+            nxt = bridge(x)[:, -1].argmax(-1, keepdim=True)
+            if int(nxt) == tok.eos_token_id:
+                break
+            x = torch.cat([x, nxt], 1)
+    assert cached == tok.decode(x[0, -(x.shape[1] - tok([prompt], return_tensors="pt")["input_ids"].shape[1]):],
+                                skip_special_tokens=True)
+    # a perturbed copy is another model of the same tokenizer: a valid pair
+    variant = save_tiny_arch(tmp_path / "ft", arch, perturb=0.05)
+    check_same_tokenizer(path, variant)
+    assert not torch.allclose(load_bridge(variant)(ids), bridge(ids))
+
+
+def test_pairs_with_different_tokenizers_are_refused(tmp_path):
+    a = save_tiny_arch(tmp_path / "a", "llama")
+    b = save_tiny_model(tmp_path / "b")  # the arithmetic organisms' character tokenizer
+    with pytest.raises(ValueError, match=r"have different tokenizers \(\d+ vs \d+ tokens\); a pair must share one"):
+        check_same_tokenizer(a, b)
+
+
+def test_missing_models_fail_at_once_with_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="model folder ./nowhere does not exist"):
+        load_bridge("./nowhere")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    t = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=r"'org/not-a-model' is neither a local folder nor in the local "
+                                                r"Hugging Face cache, and the hub is offline.*huggingface-cli download"):
+        load_bridge(ModelSpec("org/not-a-model"))
+    assert time.perf_counter() - t < 5  # no retries
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        ModelSpec("x", dtype="fp8")
