@@ -259,8 +259,12 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
     hook = args.hook or getattr(sae.cfg.metadata, "hook_name", None)
     if hook is None:
         raise ValueError("the SAE does not say which hook it reads; give --hook")
-    if hook not in hooks:
-        raise ValueError(f"hook {hook!r} is not in the cache {args.cache}; it holds {hooks}")
+    from sae.load import bridge_hook_name
+
+    try:  # SAEs trained outside TransformerLens record HF module paths (e.g. model.layers.12)
+        hook = bridge_hook_name(hook, hooks)
+    except ValueError:
+        raise ValueError(f"hook {hook!r} is not in the cache {args.cache}; it holds {hooks}") from None
     check_fits(sae, d_model, hook)
     result = {"sae": args.sae or f"{args.release}/{args.sae_id}", "cache": args.cache, "hook": hook, "role": args.role,
               "variant": args.variant,

@@ -85,4 +85,41 @@ def check_fits(sae, d_model: int, hook: str) -> None:
         raise ValueError(f"the SAE reads d_in={sae.cfg.d_in} but the activations have d_model={d_model}")
     trained_on = getattr(sae.cfg.metadata, "hook_name", None)
     if trained_on is not None and trained_on != hook:
-        raise ValueError(f"the SAE was trained on {trained_on!r}, not {hook!r}")
+        try:  # a HF module path names the same tensor as its bridge hook
+            same = bridge_hook_name(trained_on, [hook]) == hook
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError(f"the SAE was trained on {trained_on!r}, not {hook!r}")
+
+
+# Hook names of SAEs trained outside TransformerLens (HF module paths, e.g. sparsify's
+# `layers.12`) and the bridge hook that reads the same tensor (the module's output).
+_HF_HOOKS = [
+    (r"(?:model\.)?layers\.(\d+)", "blocks.{}.hook_resid_post"),
+    (r"(?:model\.)?layers\.(\d+)\.mlp", "blocks.{}.hook_mlp_out"),
+    (r"(?:model\.)?layers\.(\d+)\.self_attn", "blocks.{}.hook_attn_out"),
+    (r"transformer\.h\.(\d+)", "blocks.{}.hook_resid_post"),
+    (r"transformer\.h\.(\d+)\.mlp", "blocks.{}.hook_mlp_out"),
+    (r"transformer\.h\.(\d+)\.attn", "blocks.{}.hook_attn_out"),
+]
+
+
+def bridge_hook_name(name: str, hook_names) -> str:
+    """The TransformerBridge hook an SAE's recorded hook name (`sae.cfg.metadata.hook_name`)
+    refers to: a TransformerLens name as is (the bridge keeps HookedTransformer's names as
+    aliases), or a HF module path mapped to the hook of that module's output. `hook_names`:
+    the bridge's `hook_dict` (or any collection of its names)."""
+    import re
+
+    names = set(hook_names)
+    if name in names:
+        return name
+    for pattern, template in _HF_HOOKS:
+        m = re.fullmatch(pattern, name)
+        if m and template.format(m.group(1)) in names:
+            return template.format(m.group(1))
+    layer = re.search(r"\d+", name)
+    close = sorted(n for n in names if layer and f".{layer.group()}." in f".{n}." and n.startswith("blocks."))[:5]
+    raise ValueError(f"the SAE's hook {name!r} is not a hook of this model" + (f"; e.g. {close}" if close else "")
+                     + "; pass the hook name to use explicitly")

@@ -64,3 +64,30 @@ def test_missing_models_fail_at_once_with_the_fix(tmp_path, monkeypatch):
     assert time.perf_counter() - t < 5  # no retries
     with pytest.raises(ValueError, match="dtype must be one of"):
         ModelSpec("x", dtype="fp8")
+
+
+def test_sae_hook_names_map_to_bridge_hooks(tmp_path):
+    from sae.load import bridge_hook_name
+
+    llama = load_bridge(save_tiny_arch(tmp_path / "l", "llama")).hook_dict
+    gpt2 = load_bridge(save_tiny_arch(tmp_path / "g", "gpt2")).hook_dict
+    assert bridge_hook_name("blocks.1.hook_resid_post", llama) == "blocks.1.hook_resid_post"
+    assert bridge_hook_name("blocks.0.attn.hook_z", llama) == "blocks.0.attn.hook_z"  # HookedTransformer alias
+    assert bridge_hook_name("model.layers.1", llama) == "blocks.1.hook_resid_post"   # sparsify / HF module paths
+    assert bridge_hook_name("layers.0.mlp", llama) == "blocks.0.hook_mlp_out"
+    assert bridge_hook_name("model.layers.0.self_attn", llama) == "blocks.0.hook_attn_out"
+    assert bridge_hook_name("transformer.h.1", gpt2) == "blocks.1.hook_resid_post"
+    # check_fits accepts an SAE recorded under the HF path of the hook it is given
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    from sae.load import check_fits
+
+    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=4))
+    sae.cfg.metadata.hook_name = "model.layers.1"
+    check_fits(sae, 32, "blocks.1.hook_resid_post")
+    with pytest.raises(ValueError, match="the SAE was trained on 'model.layers.1', not 'blocks.0.hook_resid_post'"):
+        check_fits(sae, 32, "blocks.0.hook_resid_post")
+    with pytest.raises(ValueError, match=r"the SAE's hook 'model.layers.7' is not a hook of this model"):
+        bridge_hook_name("model.layers.7", llama)
+    with pytest.raises(ValueError, match=r"'blocks.1.hook_nope' is not a hook of this model; e.g. \['blocks.1"):
+        bridge_hook_name("blocks.1.hook_nope", llama)
