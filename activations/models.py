@@ -48,7 +48,7 @@ def _spec(path_or_spec, device: str, dtype) -> ModelSpec:
 
 def check_available(spec: ModelSpec) -> None:
     """Fail at once, with the fix, when a model cannot be loaded: a missing folder, or a HF id
-    that is neither cached nor reachable (one quick request instead of transformers' retries)."""
+    that is neither cached nor reachable (one quick connection instead of transformers' retries)."""
     from pathlib import Path
 
     p = Path(spec.path).expanduser()
@@ -58,8 +58,7 @@ def check_available(spec: ModelSpec) -> None:
         raise FileNotFoundError(f"model {spec.path} is a file; give a save_pretrained folder or a HF id")
     if spec.path.startswith((".", "/", "~")) or spec.path.count("/") != 1:
         raise FileNotFoundError(f"model folder {spec.path} does not exist")
-    from huggingface_hub import HfApi, constants, try_to_load_from_cache
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub import constants, try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(spec.path, "config.json", revision=spec.revision), str):
         return
@@ -67,12 +66,23 @@ def check_available(spec: ModelSpec) -> None:
     fix = f"download it first (huggingface-cli download {spec.path}) or give a local folder"
     if constants.HF_HUB_OFFLINE:
         raise FileNotFoundError(f"{where}, and the hub is offline (HF_HUB_OFFLINE=1): {fix}")
+    if not hub_reachable():
+        raise FileNotFoundError(f"{where}, and huggingface.co cannot be reached: {fix}")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a download from huggingface.co can start: one TCP connection (through a proxy
+    or a mirror, assumed yes), instead of the libraries' minutes of retries."""
+    import os
+    import socket
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT")):
+        return True
     try:
-        HfApi().model_info(spec.path, revision=spec.revision, timeout=5)
-    except RepositoryNotFoundError:
-        raise FileNotFoundError(f"{where}, nor a model on the Hugging Face hub (or it is private: log in)") from None
-    except Exception as e:  # no network: one failed request, not minutes of retries
-        raise FileNotFoundError(f"{where}, and huggingface.co cannot be reached ({type(e).__name__}): {fix}") from None
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_hf(path_or_id: str, device: str = "cpu", dtype: torch.dtype = torch.float32):

@@ -61,7 +61,8 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
     from activations.atomic import replace_dir, temp_dir
     from experiments.stages import load_run_dir, model_names, require_stages
     from experiments.tasks import ROLES
-    from features.browser import group_means, latent_data, logit_effects
+    from features.browser import latent_data, logit_effects
+    from features.latent_stats import group_means
     from features.browser_html import render_site
     from sae.load import load_sae_folder
 

@@ -196,28 +196,18 @@ def _value_probes(sae, cache_path: Path, hook: str, cfg: ElicitConfig, seed: int
             "sparse_probe": vp["sparse_probe"] | {"latents": cfg.probe_top}, "dense_probe": vp["dense_probe"]}
 
 
-@torch.no_grad()
 def _chosen_by_role(sae, run: Path, variant: str, hook: str, latents: list[int]) -> dict:
     """Mean activation of the chosen latents by token role in the base and in the variant,
     both read through the base's SAE, on the cached token set (same tokens for both)."""
-    from activations.cache import open_cache
     from experiments.tasks import ROLES
+    from features.latent_stats import group_means
 
     latents = list(dict.fromkeys(latents))
-    out = {"latents": latents, "roles": list(ROLES[:3]), "base": [], "variant": []}
+    out = {"latents": latents, "roles": list(ROLES[:3])}
     for key, model in (("base", "base"), ("variant", variant)):
-        with open_cache(run / "activations" / model) as c:
-            role = c.column("role")
-            sums = torch.zeros(3, len(latents), dtype=torch.float64)
-            start = 0
-            for x in c.batches(hook, 8192):
-                f = sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype))[:, latents].double().cpu()
-                r = torch.from_numpy(role[start:start + len(x)].astype(np.int64))
-                for k in range(3):
-                    sums[k] += f[r == k].sum(0)
-                start += len(x)
-            counts = torch.tensor([(role == k).sum() for k in range(3)], dtype=torch.float64)
-        out[key] = (sums / counts[:, None]).tolist()  # (role, latent)
+        g = group_means(sae, run / "activations" / model, hook, "role", batch_size=8192)
+        rows = {v: m for v, m in zip(g["values"], g["mean"])}
+        out[key] = [[rows[k][i] for i in latents] for k in range(3)]  # (role, latent)
     return out
 
 

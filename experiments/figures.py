@@ -51,15 +51,13 @@ def model_colors(models: list[str]) -> dict[str, str]:
     return out
 
 
-_colors = model_colors
-
 
 MARKERS = "osD^vP*X"
 
 
 def _style(variants: list[str], spread: float) -> dict[str, dict]:
     """Colour, marker and a small x offset per variant, so overlapping curves stay visible."""
-    colors = _colors(variants)
+    colors = model_colors(variants)
     mid = (len(variants) - 1) / 2
     return {v: {"color": colors[v], "marker": MARKERS[i % len(MARKERS)], "dx": (i - mid) * spread}
             for i, v in enumerate(variants)}
@@ -159,7 +157,7 @@ def _draw_info_gain(d: dict, variants: list[str], axes) -> None:
     left.set_xticks(range(d["n_steps"] + 1))
     left.set(xlabel="steps of the own CoT shown", ylabel="-log p(gold answer), scored by the model itself (nats)",
              title=f"{d['n_steps']}-step CoTs")
-    colors = _colors(variants)
+    colors = model_colors(variants)
     width = 0.4
     for i, kind in enumerate(("reference", "self")):
         pts = [d["per_step"][v][kind] for v in variants]
@@ -173,7 +171,7 @@ def _draw_info_gain(d: dict, variants: list[str], axes) -> None:
 
 
 def _draw_abstention(d: dict, variants: list[str], ax) -> None:
-    colors = _colors(variants)
+    colors = model_colors(variants)
     width = 0.4
     for i, kind in enumerate(("recall", "precision")):
         pts = [d[kind][v] for v in variants]

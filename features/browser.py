@@ -179,34 +179,6 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
             "contexts": contexts}
 
 
-def group_means(sae, cache_path: str | Path, hook: str, group: str = "role", batch_size: int = 4096) -> dict:
-    """Density and mean activation of every latent, overall and per value of one label, on a
-    cache: the same latent read in another model's activations (token-aligned caches)."""
-    import numpy as np
-    import torch
-
-    from activations.cache import open_cache
-    from sae.load import check_fits
-
-    with open_cache(cache_path) as cache:
-        check_fits(sae, cache.d_model, hook)
-        col = cache.column(group)
-        vals = np.unique(col[col >= 0])
-        sums = torch.zeros(len(vals), sae.cfg.d_sae, dtype=torch.float64)
-        count = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
-        start = 0
-        for x in cache.batches(hook, batch_size):
-            with torch.no_grad():
-                f = _encode(sae, x)
-            c = col[start:start + len(f)]
-            ok = torch.from_numpy(c >= 0)
-            sums.index_add_(0, torch.from_numpy(np.searchsorted(vals, c[c >= 0])), f[ok].double())
-            count += (f > 0).sum(0)
-            start += len(f)
-    sizes = torch.from_numpy(np.array([(col == v).sum() for v in vals], np.float64))
-    return {"values": vals.tolist(), "density": (count / len(col)).tolist(), "mean": (sums / sizes[:, None]).tolist()}
-
-
 def logit_effects(sae, unembed, n: int) -> dict:
     """Top positive and negative direct logit effects of each latent's unit decoder direction
     through the unembedding `unembed` (vocab, d_model), final norm ignored (as Neuronpedia).

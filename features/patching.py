@@ -41,15 +41,6 @@ def last_logits(model, token_ids: Sequence[np.ndarray], fwd_hooks_for: Callable[
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def at_last_token(hook: str, fn) -> Callable[[int, torch.Tensor], FwdHooks]:
-    """`fwd_hooks_for` for `last_logits`: `fn(x, hook)` applied at each sequence's last token."""
-    def hooks_for(start, valid):
-        m = torch.zeros(valid.shape, dtype=torch.bool)
-        m[torch.arange(len(valid)), valid.sum(1) - 1] = True
-        return [(hook, lambda x, hook: torch.where(m[..., None].to(x.device), fn(x, hook), x))]
-    return hooks_for
-
-
 @torch.no_grad()
 def patched_last_logits(receiver, donor, token_ids: Sequence[np.ndarray], hook: str, masks: Sequence[np.ndarray],
                         batch_size: int = 128) -> torch.Tensor:

@@ -8,8 +8,6 @@ HF_HUB_OFFLINE is set or huggingface.co cannot be reached.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 SAE_FILES = ("cfg.json", "sae_weights.safetensors")
@@ -34,14 +32,6 @@ def load_sae_folder(path: str | Path, device: str = "cpu"):
         raise ValueError(f"cannot load the SAE in {path}: {type(e).__name__}: {e}") from None
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
     """A SAELens pretrained SAE; fails at once, naming the release, when it cannot be had."""
     from sae_lens import SAE
@@ -61,8 +51,9 @@ def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
         if constants.HF_HUB_OFFLINE:
             raise ConnectionError(f"cannot download SAE {release}/{sae_id}: offline (HF_HUB_OFFLINE is set) and "
                                   "not in the local Hugging Face cache; on a machine with network it downloads")
-        proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"))
-        if not proxied and not _hub_reachable():
+        from activations.models import hub_reachable
+
+        if not hub_reachable():
             raise ConnectionError(f"cannot download SAE {release}/{sae_id}: huggingface.co is unreachable from here "
                                   "and it is not in the local Hugging Face cache")
     return SAE.from_pretrained(release, sae_id, device=device)

@@ -55,6 +55,12 @@ def test_latent_data_equals_brute_force(quick_run):
     roles = d["groups"]["role"]
     for k, v in enumerate(roles["values"]):
         assert np.allclose(roles["mean"][k][j], float(f[torch.from_numpy(role == v), j].mean()), rtol=1e-5)
+    # the same means (and the density) from the single-label pass used for other models' caches
+    from features.latent_stats import group_means
+
+    g = group_means(sae, run / "activations" / "base", HOOK, "role", batch_size=300)
+    assert g["values"] == roles["values"] and np.allclose(g["mean"], roles["mean"], rtol=1e-5)
+    assert np.allclose(g["density"], d["density"])
     # contexts: inside the row's sequence, the latent's activations at every shown token
     row = d["top"][j][0]["row"]
     ctx = d["contexts"][row]

@@ -129,7 +129,7 @@ def test_answer_position_hooks_act_on_each_sequences_last_token(tmp_path):
     then the last token alone) gives the same logits, with and without hooks, and its cache
     is back to the prefix after each call (a second call agrees)."""
     from activations.models import load_bridge
-    from features.patching import LastTokenRunner, at_last_token, last_logits
+    from features.patching import LastTokenRunner, last_logits
     from features.steer import add_direction
     from tests.helpers import save_tiny_model
 
@@ -137,7 +137,11 @@ def test_answer_position_hooks_act_on_each_sequences_last_token(tmp_path):
     rng = np.random.default_rng(1)
     ids = [rng.integers(3, 20, size=n) for n in (4, 9, 6, 7, 2)]
     fn = add_direction(torch.ones(32), 3.0)
-    hooks = at_last_token("blocks.0.hook_resid_post", fn)
+    def hooks(start, valid):  # fn at each sequence's own last token of a right-padded batch
+        m = torch.zeros(valid.shape, dtype=torch.bool)
+        m[torch.arange(len(valid)), valid.sum(1) - 1] = True
+        return [("blocks.0.hook_resid_post", lambda x, hook: torch.where(m[..., None], fn(x, hook), x))]
+
     batched = last_logits(bridge, ids, hooks, batch_size=4)
     single = torch.cat([last_logits(bridge, [x], hooks) for x in ids])
     assert torch.allclose(batched, single, atol=1e-5)
