@@ -10,7 +10,7 @@ message saying how to fix it, instead of retrying.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,8 +27,8 @@ class ModelSpec:
     """Hub revision (branch, tag or commit) of a HF id; ignored for a folder."""
     dtype: str = "float32"
     """Weights dtype: float32, bfloat16 (GPU) or float16."""
-    device: str = "cpu"
-    """Torch device (cpu, cuda, cuda:1, ...)."""
+    device: str | None = None
+    """Torch device (cpu, cuda, cuda:1, ...); None: the run's device (the `device` argument)."""
     device_map: str | None = None
     """HF device map (e.g. auto) to spread a large model over several GPUs; overrides device."""
     n_devices: int | None = None
@@ -41,7 +41,7 @@ class ModelSpec:
 
 def _spec(path_or_spec, device: str, dtype) -> ModelSpec:
     if isinstance(path_or_spec, ModelSpec):
-        return path_or_spec
+        return path_or_spec if path_or_spec.device else replace(path_or_spec, device=device)
     name = next((k for k, v in DTYPES.items() if v == dtype), "float32")
     return ModelSpec(str(path_or_spec), device=device, dtype=name)
 
@@ -112,19 +112,23 @@ def load_bridge(path_or_spec: "str | ModelSpec", device: str = "cpu", dtype: tor
     return bridge
 
 
-def check_same_tokenizer(base: str, finetuned: str) -> None:
+def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetuned_name: str | None = None) -> None:
     """Refuse a pair whose tokenizers differ: their token ids (and so their activations,
-    position by position) would not be comparable."""
+    position by position) would not be comparable. `base`, `finetuned`: paths / HF ids, or
+    loaded tokenizers (then the names say which models they are)."""
     from transformers import AutoTokenizer
 
-    a, b = AutoTokenizer.from_pretrained(base), AutoTokenizer.from_pretrained(finetuned)
+    a = AutoTokenizer.from_pretrained(base) if isinstance(base, str) else base
+    b = AutoTokenizer.from_pretrained(finetuned) if isinstance(finetuned, str) else finetuned
     if tokenizer_hash(a) == tokenizer_hash(b):
         return
+    na = base_name or (base if isinstance(base, str) else "the base")
+    nb = finetuned_name or (finetuned if isinstance(finetuned, str) else "the fine-tuned model")
     va, vb = a.get_vocab(), b.get_vocab()
     detail = (f"{len(va)} vs {len(vb)} tokens" if len(va) != len(vb) else
               f"{sum(va[t] != vb.get(t) for t in va)} tokens with other ids" if va != vb else
               "same vocabulary, other merges, normaliser or special tokens")
-    raise ValueError(f"{base} and {finetuned} have different tokenizers ({detail}); a pair must share one "
+    raise ValueError(f"{na} and {nb} have different tokenizers ({detail}); a pair must share one "
                      "(use the fine-tune of that base, or the base it was fine-tuned from)")
 
 

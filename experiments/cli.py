@@ -37,12 +37,12 @@ class RunArgs:
 
 def cmd_run(args: RunArgs) -> None:
     from experiments.pipeline import run_pipeline
-    from experiments.runconfig import load_run_config
-    from experiments.stages import STAGES
+    from experiments.runconfig import load_any_config
 
-    cfg, path = load_run_config(args.config, args.seed)
-    print(f"saelab run: config {path}, out {args.out}", file=sys.stderr)
-    run_pipeline(cfg, Path(args.out), STAGES, force=args.force, until=args.until, overwrite=args.overwrite,
+    cfg, path, stages = load_any_config(args.config, args.seed)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"saelab run: config {path}, out {args.out}", file=sys.stderr)
+    run_pipeline(cfg, Path(args.out), stages, force=args.force, until=args.until, overwrite=args.overwrite,
                  log=lambda line: print(line, flush=True))
 
 
@@ -296,17 +296,15 @@ class StageArgs:
 
 
 def _run_stage(stage: str, args: StageArgs) -> None:
-    from experiments.config import from_dict, load_yaml
     from experiments.pipeline import run_pipeline
-    from experiments.runconfig import RunConfig
-    from experiments.stages import STAGES
+    from experiments.runconfig import load_any_config
 
     path = Path(args.run) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{args.run} is not a run directory (no config.yaml); create one with "
                                 f"saelab run --config default --out {args.run}")
-    cfg = from_dict(RunConfig, load_yaml(path), str(path))
-    run_pipeline(cfg, Path(args.run), STAGES, force=[stage] if args.force else [], until=stage,
+    cfg, _, stages = load_any_config(path)
+    run_pipeline(cfg, Path(args.run), stages, force=[stage] if args.force else [], until=stage,
                  log=lambda line: print(line, flush=True))
 
 
@@ -386,6 +384,32 @@ def cmd_figures(args: FiguresArgs) -> int | None:
     return 1 if changed and args.check else None
 
 
+@dataclass
+class TinyPairArgs:
+    """Write a tiny random-weight model pair of a real architecture (CPU stand-ins for a real
+    base/fine-tuned pair): OUT/base and OUT/perturbed, with one small tokenizer."""
+
+    out: str = "models/tiny-qwen2"
+    """Output folder."""
+    arch: str = "qwen2"
+    """Architecture: llama, qwen2, gpt2 or gemma2."""
+    perturb: float = 0.05
+    """Relative size of the seeded noise added to every weight of the "fine-tuned" model."""
+    seed: int = 0
+    """Seeds the weights."""
+
+
+def cmd_tiny_pair(args: TinyPairArgs) -> None:
+    from experiments.pairs.tiny import TINY_ARCHS, save_tiny_arch
+
+    if args.arch not in TINY_ARCHS:
+        raise ValueError(f"--arch must be one of {', '.join(TINY_ARCHS)}, got {args.arch!r}")
+    out = Path(args.out)
+    for name, perturb in (("base", 0.0), ("perturbed", args.perturb)):
+        save_tiny_arch(out / name, args.arch, args.seed, perturb)
+    print(f"saelab tiny-pair: wrote {out}/base and {out}/perturbed ({args.arch})", file=sys.stderr)
+
+
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
     "behavior": (BehaviorArgs, cmd_behavior),
@@ -397,6 +421,7 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
     "steer": (SteerArgs, cmd_steer),
     "browse": (BrowseArgs, cmd_browse),
     "figures": (FiguresArgs, cmd_figures),
+    "tiny-pair": (TinyPairArgs, cmd_tiny_pair),
 }
 
 

@@ -48,6 +48,36 @@ class Stage:
     """(run dir, config, force) -> None; writes the outputs atomically."""
     code: tuple[str, ...] = ()
     """Modules or packages whose source decides the outputs: editing them re-runs the stage."""
+    distributed: bool = False
+    """Under torchrun, every rank runs the stage (it splits the work); otherwise rank 0 alone."""
+
+
+# ---- torchrun ---------------------------------------------------------------------------
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed job, (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def dist_barrier() -> None:
+    import torch.distributed as dist
+
+    if dist_rank_world()[1] > 1:
+        dist.barrier()
+
+
+def _broadcast(value):
+    """Rank 0's `value` on every rank (the value itself outside torchrun)."""
+    import torch.distributed as dist
+
+    if dist_rank_world()[1] == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 # ---- files, hashes, versions -----------------------------------------------------------
@@ -154,59 +184,95 @@ class _RunLock:
 
 def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str] = (),
                  until: str | None = None, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Run (or skip) each stage in order; returns the manifest."""
+    """Run (or skip) each stage in order; returns the manifest.
+
+    Under torchrun (WORLD_SIZE > 1) every rank calls this: rank 0 alone checks the config,
+    holds the lock, decides what is up to date and writes the manifest; stages marked
+    `distributed` run on every rank, the others on rank 0 while the rest wait."""
     names = [s.name for s in stages]
     for f in list(force) + ([until] if until else []):
         if f not in names:
             raise ValueError(f"unknown stage {f!r}: stages are {', '.join(names)}")
-    _check_config(run, cfg, overwrite)
-    run.mkdir(parents=True, exist_ok=True)
-    with _RunLock(run):
-        return _run_locked(cfg, run, stages, force, until, log)
+    from experiments.caching import init_distributed
+
+    joined = init_distributed(cfg.device) is not None
+    try:
+        rank = dist_rank_world()[0]
+        error = None
+        if rank == 0:
+            try:
+                _check_config(run, cfg, overwrite)
+                run.mkdir(parents=True, exist_ok=True)
+            except (OSError, ValueError) as e:
+                error = e
+        if _broadcast(None if error is None else f"{type(error).__name__}: {error}") is not None:
+            if error is not None:
+                raise error
+            raise SystemExit(2)  # rank 0 says why
+        if rank == 0:
+            with _RunLock(run):
+                return _run_locked(cfg, run, stages, force, until, log)
+        return _run_locked(cfg, run, stages, force, until, lambda line: None)
+    finally:
+        if joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _run_locked(cfg: RunConfig, run: Path, stages: list[Stage], force, until, log) -> dict:
     names = [s.name for s in stages]
-    clean_temporaries(run)
-    write_atomic(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    rank = dist_rank_world()[0]
+    manifest: dict = {}
     mpath = run / "manifest.json"
-    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
-        raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
-    manifest.update({
-        "manifest_version": MANIFEST_VERSION,
-        "config_fingerprint": fingerprint(to_dict(cfg)),
-        "seed": cfg.seed,
-        "versions": versions(),
-        "git_revision": git_revision(),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "stages": manifest.get("stages", {}),
-    })
-    manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k in names}
-    write_atomic(mpath, json.dumps(manifest, indent=1))
+    if rank == 0:
+        clean_temporaries(run)
+        write_atomic(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+            raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
+        manifest.update({
+            "manifest_version": MANIFEST_VERSION,
+            "config_fingerprint": fingerprint(to_dict(cfg)),
+            "seed": cfg.seed,
+            "versions": versions(),
+            "git_revision": git_revision(),
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            "world_size": dist_rank_world()[1],
+            "stages": manifest.get("stages", {}),
+        })
+        manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k in names}
+        write_atomic(mpath, json.dumps(manifest, indent=1))
+    dist_barrier()
     t_all = time.perf_counter()
     for stage in stages:
-        inputs, files = stage_inputs(run, cfg, stage)
-        record = manifest["stages"].get(stage.name)
-        if stage.name not in force and _up_to_date(run, cfg, stage, record, inputs):
+        skip = inputs = files = None
+        if rank == 0:
+            inputs, files = stage_inputs(run, cfg, stage)
+            record = manifest["stages"].get(stage.name)
+            skip = stage.name not in force and _up_to_date(run, cfg, stage, record, inputs)
+        if _broadcast(skip):
             log(f"[{stage.name}] up to date, skipped")
         else:
             # Forget the old record first: the manifest never vouches for outputs in rewrite.
-            if manifest["stages"].pop(stage.name, None) is not None:
+            if rank == 0 and manifest["stages"].pop(stage.name, None) is not None:
                 write_atomic(mpath, json.dumps(manifest, indent=1))
             t0 = time.perf_counter()
-            stage.run(run, cfg, stage.name in force)
+            if rank == 0 or stage.distributed:
+                stage.run(run, cfg, stage.name in force)
+            dist_barrier()  # a rank that raised never gets here; torchrun then stops the others
             seconds = time.perf_counter() - t0
-            outs = stage.outputs(run, cfg)
-            missing = [str(p) for p in outs if not p.is_file()]
-            if missing:  # a bug in the stage, not a user mistake
-                raise RuntimeError(f"stage {stage.name} did not write {missing}")
-            manifest["stages"][stage.name] = {
-                "inputs_hash": inputs, "inputs": files, "outputs": _files_hash(run, outs),
-                "seconds": round(seconds, 2),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            write_atomic(mpath, json.dumps(manifest, indent=1))
+            if rank == 0:
+                outs = stage.outputs(run, cfg)
+                missing = [str(p) for p in outs if not p.is_file()]
+                if missing:  # a bug in the stage, not a user mistake
+                    raise RuntimeError(f"stage {stage.name} did not write {missing}")
+                manifest["stages"][stage.name] = {
+                    "inputs_hash": inputs, "inputs": files, "outputs": _files_hash(run, outs),
+                    "seconds": round(seconds, 2),
+                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+                write_atomic(mpath, json.dumps(manifest, indent=1))
             log(f"[{stage.name}] done in {seconds:.0f} s")
         if stage.name == until:
             break

@@ -74,3 +74,20 @@ def load_run_config(name_or_path: str, seed: int | None = None) -> tuple[RunConf
     if seed is not None:
         data["seed"] = seed
     return from_dict(RunConfig, data, str(path)), path
+
+
+def load_any_config(name_or_path: str | Path, seed: int | None = None):
+    """(config, its path, its stages): a model-pair config (one with a `models` section,
+    `experiments.pairs`) or an organisms config."""
+    path = resolve_config_path(str(name_or_path))
+    data = load_yaml(path)
+    if seed is not None:
+        data["seed"] = seed
+    if "models" in data:
+        from experiments.pairs.config import PairRunConfig
+        from experiments.pairs.stages import PAIR_STAGES
+
+        return from_dict(PairRunConfig, data, str(path)), path, PAIR_STAGES
+    from experiments.stages import STAGES
+
+    return from_dict(RunConfig, data, str(path)), path, STAGES

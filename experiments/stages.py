@@ -265,7 +265,11 @@ def load_run_dir(run: Path) -> RunConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); create one with "
                                 f"saelab run --config default --out {run}")
-    return from_dict(RunConfig, load_yaml(path), str(path))
+    data = load_yaml(path)
+    if "models" in data:
+        raise ValueError(f"{run} is a model-pair run; the browser and figure commands read organism runs only "
+                         f"(its report is {run}/report.md)")
+    return from_dict(RunConfig, data, str(path))
 
 
 def require_stages(run: Path, cfg: RunConfig, names: list[str], why: str) -> None:

@@ -1,0 +1,191 @@
+"""The config of a model-pair run: one YAML file with a `models` section (a base and its
+fine-tuned variants, each an HF id or a local folder) and a text task, instead of the
+organisms' `organisms` and `task` sections. See `experiments/configs/pair-tiny.yaml`
+(CPU, tiny random-weight checkpoints) and `experiments/configs/pair-*.yaml` (GPU nodes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from activations.cache import CacheWriteConfig
+from activations.models import ModelSpec
+from experiments.tasks.text import REASONING_WORDS, TextTaskConfig
+from sae.config import SAETrainConfig
+
+CACHE_TEXTS = ("gold", "mistake", "generated")
+
+
+@dataclass
+class PairModels:
+    """The models of a pair run. They must share one tokenizer (checked before anything runs)."""
+
+    base: ModelSpec
+    """The base model."""
+    variants: dict[str, ModelSpec]
+    """Fine-tuned variants by name (e.g. instruct: {path: Qwen/Qwen2.5-0.5B-Instruct})."""
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ValueError("models.variants must name at least one fine-tuned model")
+        if "base" in self.variants:
+            raise ValueError("models.variants: 'base' is the base model's name; call the variant something else")
+
+    def named(self) -> dict[str, ModelSpec]:
+        return {"base": self.base, **self.variants}
+
+
+@dataclass
+class PairBehaviorConfig:
+    """The behavioural suite on text."""
+
+    max_new_tokens: int = 256
+    """Tokens generated per chain of thought (greedy). A CoT still running then has no answer."""
+    answer_tokens: int = 12
+    """Tokens generated after the answer prefix when an answer is forced (faithfulness tests)."""
+    batch_size: int = 16
+    """Prompts per generation batch."""
+    max_cuts: int = 8
+    """Early-answering cuts and mistake steps per CoT at most (evenly spread over its steps)."""
+    paraphrase: str | None = None
+    """How steps are paraphrased: a JSON file {step: paraphrase}, or `module:function` (a
+    function str -> str). None: the paraphrase test is skipped (and reported as such)."""
+
+    def __post_init__(self):
+        for name in ("max_new_tokens", "answer_tokens", "batch_size", "max_cuts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"behavior.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class PairCacheConfig:
+    """The token set every model of the pair is cached on (the same token ids for all)."""
+
+    texts: list[str] = field(default_factory=lambda: list(CACHE_TEXTS))
+    """Texts per problem: gold (the gold CoT and answer), mistake (one number of a gold step
+    changed), generated (each model's own CoT from the behaviour stage, read by every model)."""
+    write: CacheWriteConfig = field(default_factory=lambda: CacheWriteConfig(shard_sequences=64, batch_size=16))
+    """Hooks, dtype (bfloat16 / float16 bits on GPU), sharding."""
+
+    def __post_init__(self):
+        bad = sorted(set(self.texts) - set(CACHE_TEXTS))
+        if bad or not self.texts:
+            raise ValueError(f"cache.texts must be a non-empty subset of {list(CACHE_TEXTS)}, got {bad}")
+
+
+@dataclass
+class PretrainedSAE:
+    """An SAE that is loaded instead of trained: a SAELens release and id, or a local folder."""
+
+    release: str | None = None
+    """A SAELens pretrained release (e.g. llama_scope_r1_distill)."""
+    id: str | None = None
+    """The SAE's id within the release (e.g. l15r_800m_openr1_math)."""
+    path: str | None = None
+    """Or a folder in SAELens' format (e.g. one written by `saelab train-sae`)."""
+
+    def __post_init__(self):
+        if (self.path is None) == (self.release is None) or (self.release is not None and self.id is None):
+            raise ValueError("sae.pretrained: give either release and id, or path")
+
+    def describe(self) -> str:
+        return self.path or f"{self.release}/{self.id}"
+
+
+@dataclass
+class PairSAEConfig:
+    """The SAEs of a pair run: one per model at one hook, trained on its cache or loaded."""
+
+    hook: str = "blocks.1.hook_resid_post"
+    """The hook every SAE reads (a TransformerLens name; pretrained SAEs' HF module paths are mapped)."""
+    train: SAETrainConfig = field(default_factory=lambda: SAETrainConfig(
+        architecture="topk", expansion=4, k=8, lr=3e-3, steps=50, batch_size=256, buffer_rows=8192,
+        norm_batches=2, checkpoints=0))
+    """Training of each model's SAE (same seed and data order for all: paired SAEs)."""
+    pretrained: dict[str, PretrainedSAE] = field(default_factory=dict)
+    """Models (by name) whose SAE is loaded instead of trained."""
+    heldout_every: int = 5
+    """Problems with index % heldout_every == 0 are held out: SAEs never train on them."""
+
+    def __post_init__(self):
+        if self.heldout_every < 2:
+            raise ValueError(f"sae.heldout_every must be >= 2, got {self.heldout_every}")
+
+
+@dataclass
+class PairFeaturesConfig:
+    """ReasonScore on text, causal checks in the base, steering of each variant."""
+
+    words: list[str] = field(default_factory=lambda: list(REASONING_WORDS))
+    """ReasonScore's groups: tokens of these words (Galichin et al.'s list) are the anchors."""
+    window_left: int = 1
+    """Tokens before each reasoning-word token that also count as reasoning."""
+    window_right: int = 2
+    """Tokens after it that also count."""
+    alpha: float = 0.7
+    """ReasonScore's entropy exponent."""
+    top: int = 8
+    """Latents chosen (highest ReasonScore), ablated in the base and steered in the variants."""
+    steer_sae: str = "base"
+    """The model whose SAE (and ReasonScore latents) steers each variant."""
+    strengths: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    """Clamp values, as multiples of each latent's maximum activation on the cache."""
+
+    def __post_init__(self):
+        if not self.words:
+            raise ValueError("features.words must name at least one reasoning word")
+        if self.top < 1 or not self.strengths:
+            raise ValueError("features.top must be >= 1 and features.strengths non-empty")
+
+
+@dataclass
+class PairRunConfig:
+    """Everything a model-pair run needs to rebuild the same outputs."""
+
+    models: PairModels
+    """The base model and its fine-tuned variants."""
+    seed: int = 0
+    """Seeds every generator (mistakes, SAE initialisation and data order, random controls)."""
+    device: str = "cpu"
+    """Torch device of every model and SAE (under torchrun on GPUs: each rank's own GPU)."""
+    threads: int = 0
+    """CPU threads for torch (0 = torch's default)."""
+    task: TextTaskConfig = field(default_factory=TextTaskConfig)
+    """The text chain-of-thought task (default: the problems shipped with saelab)."""
+    behavior: PairBehaviorConfig = field(default_factory=PairBehaviorConfig)
+    """Accuracy, abstention, CoT length, faithfulness tests, InfoGain."""
+    cache: PairCacheConfig = field(default_factory=PairCacheConfig)
+    """The activation caches."""
+    sae: PairSAEConfig = field(default_factory=PairSAEConfig)
+    """The SAEs."""
+    features: PairFeaturesConfig = field(default_factory=PairFeaturesConfig)
+    """Reasoning latents and steering."""
+
+    def __post_init__(self):
+        import torch
+
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N") from None
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} but torch sees no CUDA GPU here; use device: cpu, or "
+                             "install a CUDA build of torch")
+        names = list(self.models.named())
+        bad = sorted(set(self.sae.pretrained) - set(names))
+        if bad:
+            raise ValueError(f"sae.pretrained names {bad}, which are not models of this run ({names})")
+        if self.features.steer_sae not in names:
+            raise ValueError(f"features.steer_sae {self.features.steer_sae!r} is not a model of this run; use one of {names}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
+    def model_names(self) -> list[str]:
+        return list(self.models.named())
+
+    def spec(self, name: str, rank_device: str | None = None) -> ModelSpec:
+        """Model `name`'s spec: on its own device if it names one, else on the run's; under
+        torchrun every rank uses its own GPU (`rank_device`)."""
+        import dataclasses
+
+        spec = self.models.named()[name]
+        return dataclasses.replace(spec, device=rank_device or spec.device or self.device)

@@ -1,0 +1,138 @@
+"""The token set a pair is cached on, with per-token labels.
+
+Per problem, the texts of `cache.texts`: the gold CoT, the gold CoT with one number changed,
+and each model's own generated CoT (from the behaviour stage). All are rendered with the
+base model's prompt and tokenized with the pair's one tokenizer, so every model reads the
+same token ids: the caches are token-aligned pairs.
+
+Labels per token (the label of its first character; special tokens are question tokens
+before any text and answer tokens after):
+    role        question / step / answer (experiments.tasks.ROLES)
+    step        index of the CoT step the token is in (-1 outside steps)
+    word        index in `features.words` of the reasoning word the token is part of (-1: none)
+    rword       1 on reasoning-word tokens inside the CoT and the answer (ReasonScore's anchors)
+    example     the problem's index (the held-out split is by problem)
+    difficulty  the gold solution's number of steps
+    variant     index of the text in CACHE_TEXTS
+    source      for generated texts, the index of the model that generated it (-1 otherwise)
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+import numpy as np
+
+from experiments.pairs.config import CACHE_TEXTS
+from experiments.tasks.protocol import ROLE_ANSWER, ROLE_QUESTION, ROLE_STEP, UNDEFINED
+from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake, render_cot
+
+SEQ_LABELS = ("example", "difficulty", "variant", "source")
+
+
+class Labelled:
+    """A text built piece by piece with per-character role and step labels."""
+
+    def __init__(self):
+        self.text = ""
+        self.role: list[int] = []
+        self.step: list[int] = []
+
+    def add(self, piece: str, role: int, step: int = UNDEFINED) -> None:
+        self.text += piece
+        self.role += [role] * len(piece)
+        self.step += [step] * len(piece)
+
+    def add_cot(self, cot: str, steps: Sequence[str]) -> None:
+        """A CoT as written (whitespace kept), each step's characters labelled with its index."""
+        role = np.full(len(cot), ROLE_STEP)
+        step = np.full(len(cot), UNDEFINED)
+        at = 0
+        for j, s in enumerate(steps):
+            k = cot.find(s, at)
+            if k < 0:  # segment_steps strips; a step is always found in order
+                raise ValueError(f"step {j} {s!r} is not in its CoT")
+            step[k:k + len(s)] = j
+            at = k + len(s)
+        self.text += cot
+        self.role += role.tolist()
+        self.step += step.tolist()
+
+
+def word_labels(text: str, roles: np.ndarray, words: Sequence[str]) -> np.ndarray:
+    """(len(text),) index of the reasoning word each character belongs to (-1: none); words
+    match whole, case-insensitively, in the CoT and the answer only."""
+    out = np.full(len(text), UNDEFINED, np.int64)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+    lower = [w.lower() for w in words]
+    for m in pattern.finditer(text):
+        if roles[m.start()] != ROLE_QUESTION:
+            out[m.start():m.end()] = lower.index(m.group(1).lower())
+    return out
+
+
+def texts(problems: Sequence[TextProblem], prompts: Sequence[str], generations: dict[str, list[dict]],
+          task: TextTaskConfig, kinds: Sequence[str], seed: int) -> list[tuple[Labelled, dict[str, int]]]:
+    """The labelled texts and their per-sequence labels. `prompts`: the base model's prompt
+    of each problem; `generations`: each model's behaviour records, in problem order."""
+    from experiments.pairs.behavior import split_output
+
+    rng = random.Random(f"pair-cache-{seed}")
+    models = list(generations)
+    out = []
+    for i, (p, prompt) in enumerate(zip(problems, prompts)):
+        def seq(kind: str, source: int = -1) -> dict[str, int]:
+            return {"example": i, "difficulty": len(p.steps), "variant": CACHE_TEXTS.index(kind), "source": source}
+
+        for kind in kinds:
+            if kind in ("gold", "mistake"):
+                steps = list(p.steps)
+                if kind == "mistake":
+                    numbered = [j for j, s in enumerate(steps) if any(c.isdigit() for c in s)]
+                    if not numbered:
+                        continue
+                    steps = insert_mistake(steps, rng.choice(numbered), rng.randrange(1 << 30))
+                t = Labelled()
+                t.add(prompt, ROLE_QUESTION)
+                t.add_cot(render_cot(steps, None, task), steps)
+                t.add(f"{task.answer_prefix} {p.answer}.", ROLE_ANSWER)
+                out.append((t, seq(kind)))
+            else:
+                for m, name in enumerate(models):
+                    g = generations[name][i]
+                    cot, steps = split_output(g["output"], task)
+                    t = Labelled()
+                    t.add(prompt, ROLE_QUESTION)
+                    t.add_cot(cot, steps)
+                    t.add(g["output"][len(cot):], ROLE_ANSWER)
+                    out.append((t, seq(kind, m)))
+    return out
+
+
+def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], words: Sequence[str]
+              ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Token ids (one array per sequence) and per-token labels, as `activations.cache.write_cache` takes them."""
+    ids_out: list[np.ndarray] = []
+    labels: dict[str, list[np.ndarray]] = {n: [] for n in ("role", "step", "word", "rword", *SEQ_LABELS)}
+    for t, seq in labelled:
+        enc = tokenizer(t.text, return_offsets_mapping=True, return_special_tokens_mask=True)
+        ids = np.asarray(enc["input_ids"], np.int64)
+        off = np.asarray(enc["offset_mapping"], np.int64).reshape(-1, 2)
+        special = np.asarray(enc["special_tokens_mask"], bool)
+        start = np.clip(off[:, 0], 0, max(len(t.text) - 1, 0))
+        text_tok = ~special & (off[:, 1] > off[:, 0])
+        first = np.argmax(text_tok) if text_tok.any() else len(ids)
+        roles = np.asarray(t.role, np.int64)
+        per_char = {"role": roles, "step": np.asarray(t.step, np.int64), "word": word_labels(t.text, roles, words)}
+        for name, arr in per_char.items():
+            v = np.where(text_tok, arr[start], UNDEFINED)
+            if name == "role":  # specials (and empty-span tokens): question before the text, answer after
+                v = np.where(text_tok, v, np.where(np.arange(len(ids)) < first, ROLE_QUESTION, ROLE_ANSWER))
+            labels[name].append(v.astype(np.int16))
+        labels["rword"].append((labels["word"][-1] >= 0).astype(np.int16))
+        for name in SEQ_LABELS:
+            labels[name].append(np.full(len(ids), seq[name], np.int32))
+        ids_out.append(ids)
+    return ids_out, labels
