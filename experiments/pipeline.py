@@ -156,6 +156,12 @@ def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
     if not isinstance(old, dict):
         raise ValueError(f"{path} is not a saelab config (not a mapping); fix or delete it")
     new = to_dict(cfg)
+    try:  # fields added since the run was written count with their defaults, not as differences
+        from experiments.config import from_dict
+
+        old = to_dict(from_dict(type(cfg), old, str(path)))
+    except ValueError:
+        pass  # a field removed or renamed since: compared as written
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in MACHINE_KEYS)
     if diff and not overwrite:
         raise FileExistsError(f"{run} was written by a different config (differs in: {', '.join(diff)}); "
@@ -196,6 +202,10 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
     from experiments.caching import init_distributed
 
     joined = init_distributed(cfg.device) is not None
+    if getattr(cfg, "threads", 0):
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     try:
         rank = dist_rank_world()[0]
         error = None

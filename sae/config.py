@@ -47,6 +47,9 @@ class SAETrainConfig:
     """More fields of the architecture's SAELens training config, by name, e.g.
     {jumprelu_ste_to_input: true} (Anthropic's JumpReLU; SAELens' default does not sparsify
     in a few hundred steps)."""
+    autocast: bool = False
+    """Train under bfloat16 autocast (SAELens' trainer; saves memory and time on GPUs; the
+    weights and the optimizer stay float32)."""
     checkpoints: int = 4
     """Checkpoints written during training, for resuming an interrupted run (0: none)."""
     device: str = "cpu"

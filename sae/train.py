@@ -137,7 +137,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         trainer_cfg = SAETrainerConfig(
             total_training_samples=cfg.steps * cfg.batch_size, train_batch_size_samples=cfg.batch_size,
             lr=cfg.lr, lr_end=cfg.lr,  # lr_end=None fails with a bare AssertionError in sae-lens 6.54
-            device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches,
+            device=cfg.device, n_batches_for_norm_estimate=cfg.norm_batches, autocast=cfg.autocast,
             n_checkpoints=cfg.checkpoints, checkpoint_path=str(ckpt) if cfg.checkpoints else None)
         if cfg.checkpoints:
             ckpt.mkdir(parents=True, exist_ok=True)

@@ -201,7 +201,7 @@ def _pretrained(run: Path, cfg: PairRunConfig, name: str, out: Path) -> dict:
             raise ValueError(f"sae.pretrained[{name}] ({p.describe()}) reads {recorded!r} = {hook}, but sae.hook is "
                              f"{cfg.sae.hook}; set sae.hook to {hook} (and cache it)")
     check_fits(sae, d_model, cfg.sae.hook)
-    sae.save_inference_model(str(out))
+    sae.save_model(str(out))
     return {"pretrained": p.describe(), "hook_name": recorded, "d_sae": int(sae.cfg.d_sae)}
 
 

@@ -1,0 +1,303 @@
+"""The model-pair pipeline on tiny random-weight checkpoints of real architectures: every stage
+on each architecture, torchrun with two ranks equal to one process, bf16, pretrained SAEs
+from a folder, tokenizer mismatch, missing models, and the text metrics and token labels
+against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from experiments.cli import main
+from experiments.pairs.tiny import TINY_ARCHS, save_tiny_arch
+from experiments.tasks.text import TextTaskConfig, load_problems
+
+CONFIG = Path(__file__).parent.parent / "experiments" / "configs" / "pair-tiny.yaml"
+ROOT = Path(__file__).parent.parent
+
+
+def pair_config(tmp: Path, folder: Path, **changes) -> Path:
+    """pair-tiny.yaml pointed at a tiny pair in `folder`, one thread, with `changes` merged in."""
+    data = yaml.safe_load(CONFIG.read_text())
+    data["threads"] = 1
+    data["models"] = {"base": {"path": str(folder / "base")}, "variants": {"perturbed": {"path": str(folder / "perturbed")}}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path = tmp / f"config-{len(list(tmp.glob('config-*')))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def tiny_pair(folder: Path, arch: str = "qwen2") -> Path:
+    save_tiny_arch(folder / "base", arch, seed=0)
+    save_tiny_arch(folder / "perturbed", arch, seed=0, perturb=0.05)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def qwen_pair(tmp_path_factory):
+    return tiny_pair(tmp_path_factory.mktemp("qwen2-pair"))
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
+    from activations.cache import open_cache, open_paired
+    from experiments.pairs.behavior import load_tokenizer
+
+    pair = tiny_pair(tmp_path / "pair", arch)
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(pair_config(tmp_path, pair)), "--out", str(run)]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["models", "behavior", "cache", "sae", "features", "steer", "report"]
+
+    for m in ("base", "perturbed"):
+        rec = json.loads((run / "behavior" / f"{m}.json").read_text())
+        assert rec["metrics"]["accuracy"]["n"] == 20 and len(rec["generations"]) == 20
+        assert json.loads((run / "models" / f"{m}.json").read_text())["model_type"] == arch
+    # the caches are a token-aligned pair, and their tokens are the base tokenizer's encoding
+    with open_paired(run / "activations" / "base", run / "activations" / "perturbed"):
+        pass
+    tok = load_tokenizer(str(pair / "base"))
+    with open_cache(run / "activations" / "base") as c:
+        ids, seq, variant = c.column("token_ids"), c.column("seq"), c.column("variant")
+        assert c.hooks == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+        first_gold = ids[seq == 0]
+        assert variant[seq == 0][0] == 0
+        text = tok.decode(first_gold, skip_special_tokens=True)
+        problem = load_problems(TextTaskConfig())[0]
+        assert problem.question in text and problem.steps[-1] in text and text.endswith(f"The answer is {problem.answer}.")
+
+    ev = json.loads((run / "saes" / "eval.json").read_text())
+    assert set(ev["saes"]) == {"base", "perturbed"} and ev["saes"]["base"]["source"] == "trained"
+    feats = json.loads((run / "features" / "base.json").read_text())
+    assert len(feats["top"]) == 4 and "therefore" in feats["words_seen"]
+    assert set(feats["causal"]) == {"plain", "top", "random"} and not set(feats["top"]) & set(feats["random_control"])
+    steer = json.loads((run / "steering" / "perturbed.json").read_text())
+    assert [(s["latents"], s["strength"]) for s in steer["steered"]] == [("reasoning", 4.0), ("random", 4.0)]
+    md = (run / "report.md").read_text()
+    for section in ("## Behaviour", "## SAEs", "## Reasoning latents", "## Steering"):
+        assert section in md
+
+    capsys.readouterr()
+    assert main(["run", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
+    assert capsys.readouterr().out.count("up to date, skipped") == 7
+
+
+def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path):
+    """Caching (shards split between ranks) and SAE training (one model per rank) under
+    torchrun with gloo give the same caches and SAEs as one process, bit for bit."""
+    from safetensors.torch import load_file
+
+    from activations.cache import open_cache
+
+    cfg = pair_config(tmp_path, qwen_pair)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["run", "--config", str(cfg), "--out", str(one)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+           "-m", "experiments.cli", "run", "--config", str(cfg), "--out", str(two)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(rank 1)" in done.stdout and json.loads((two / "manifest.json").read_text())["world_size"] == 2
+    for m in ("base", "perturbed"):
+        with open_cache(one / "activations" / m) as a, open_cache(two / "activations" / m) as b:
+            for hook in a.hooks:
+                assert torch.equal(torch.cat(list(a.batches(hook, 4096))), torch.cat(list(b.batches(hook, 4096))))
+            for name in ["token_ids", *a.meta["label_names"]]:
+                assert np.array_equal(a.column(name), b.column(name))
+        wa, wb = (load_file(r / "saes" / m / "sae_weights.safetensors") for r in (one, two))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ranks = {int(__import__("h5py").File(p, "r").attrs["rank"]) for p in (two / "activations" / "base").glob("shards/*.h5")}
+    assert ranks == {0, 1}
+    strip = lambda p: (p / "report.md").read_text().split("\n", 1)[1]  # noqa: E731 (title names the run)
+    assert strip(one) == strip(two)
+
+
+def test_bf16_weights_cache_and_autocast_match_float32(qwen_pair, tmp_path):
+    from activations.cache import open_cache
+
+    f32 = tmp_path / "f32"
+    assert main(["run", "--config", str(pair_config(tmp_path, qwen_pair)), "--out", str(f32), "--until", "cache"]) == 0
+    data = yaml.safe_load(pair_config(tmp_path, qwen_pair).read_text())
+    for spec in [data["models"]["base"], *data["models"]["variants"].values()]:
+        spec["dtype"] = "bfloat16"
+    data["cache"]["write"]["dtype"] = "bfloat16"
+    data["sae"]["train"]["autocast"] = True
+    cfg = tmp_path / "bf16.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    bf = tmp_path / "bf16"
+    assert main(["run", "--config", str(cfg), "--out", str(bf), "--until", "sae"]) == 0
+    with open_cache(f32 / "activations" / "base") as a, open_cache(bf / "activations" / "base") as b:
+        assert b.meta["write_config"]["dtype"] == "bfloat16"
+        # same tokens only where the generated CoTs agree: compare the gold texts
+        rows_a, rows_b = a.column("variant") == 0, b.column("variant") == 0
+        xa = torch.cat(list(a.batches("blocks.1.hook_resid_post", 4096)))[torch.from_numpy(rows_a)].float()
+        xb = torch.cat(list(b.batches("blocks.1.hook_resid_post", 4096)))[torch.from_numpy(rows_b)].float()
+    assert xa.shape == xb.shape
+    rel = (xa - xb).norm(dim=-1) / xa.norm(dim=-1)
+    assert rel.median() < 0.05 and rel.median() > 0  # bf16 weights and bits: close, not identical
+    ev = json.loads((bf / "saes" / "eval.json").read_text())
+    assert json.loads((bf / "saes" / "base" / "train_config.json").read_text())["autocast"] is True
+    assert ev["saes"]["base"]["heldout"]["explained_variance"] > 0.3
+
+
+def test_pretrained_sae_from_a_folder_with_an_hf_hook_name(qwen_pair, tmp_path):
+    """An SAE recorded on `model.layers.1` (an HF module path) is mapped to the bridge's
+    blocks.1.hook_resid_post and used instead of training; a wrong layer is refused."""
+    from sae.load import load_sae_folder
+
+    first = tmp_path / "first"
+    assert main(["run", "--config", str(pair_config(tmp_path, qwen_pair)), "--out", str(first), "--until", "sae"]) == 0
+    sae = load_sae_folder(first / "saes" / "base")
+    folder = tmp_path / "external-sae"
+    sae.cfg.metadata.hook_name = "model.layers.1"
+    sae.save_model(str(folder))
+
+    cfg = pair_config(tmp_path, qwen_pair, sae={"pretrained": {"base": {"path": str(folder)}}})
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--until", "features"]) == 0
+    ev = json.loads((run / "saes" / "eval.json").read_text())
+    assert ev["saes"]["base"]["source"] == {"pretrained": str(folder), "hook_name": "model.layers.1", "d_sae": 128}
+    assert ev["saes"]["perturbed"]["source"] == "trained"
+    a, b = (load_sae_folder(r / "saes" / "base") for r in (first, run))
+    assert torch.equal(a.W_enc, b.W_enc)
+
+    sae.cfg.metadata.hook_name = "model.layers.0"
+    sae.save_model(str(folder))
+    with pytest.raises(ValueError, match=r"reads 'model.layers.0' = blocks.0.hook_resid_post, but sae.hook is "
+                                         r"blocks.1.hook_resid_post; set sae.hook"):
+        os.environ["SAELAB_DEBUG"] = "1"
+        try:
+            main(["run", "--config", str(cfg), "--out", str(tmp_path / "wrong")])
+        finally:
+            del os.environ["SAELAB_DEBUG"]
+
+
+def test_tokenizer_mismatch_and_missing_models_fail_at_once(qwen_pair, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    other = tmp_path / "other"
+    shutil.copytree(qwen_pair / "perturbed", other)
+    tok = AutoTokenizer.from_pretrained(other)
+    tok.add_tokens(["<|extra|>"])
+    tok.save_pretrained(other)
+    cfg = pair_config(tmp_path, qwen_pair, models={"base": {"path": str(qwen_pair / "base")},
+                                                   "variants": {"other": {"path": str(other)}}})
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"have different tokenizers \(\d+ vs \d+ tokens\); a pair must share one", err), err
+    assert not (tmp_path / "r1" / "models").exists()
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = pair_config(tmp_path, qwen_pair, models={"base": {"path": "nobody-here/no-such-model"},
+                                                   "variants": {"ft": {"path": str(qwen_pair / "perturbed")}}})
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "'nobody-here/no-such-model' is neither a local folder nor in the local Hugging Face cache, and the hub " \
+           "is offline (HF_HUB_OFFLINE=1)" in err
+
+
+# ---- the text metrics and labels, by hand -------------------------------------------------
+_NUM = re.compile(r"\d+")
+
+
+def shout(step: str) -> str:
+    """A paraphrase for the test (imported by name: tests.test_pairs:shout)."""
+    return step.upper()
+
+
+def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
+    """A stand-in model that writes the gold CoT and, when an answer is forced, answers the
+    last number it was shown: every rate below is counted by hand."""
+    import activations.generate as gen
+    from experiments.pairs.behavior import evaluate_text
+    from experiments.pairs.config import PairBehaviorConfig
+
+    task = TextTaskConfig(use_chat_template=False)
+    problems = load_problems(task)[:2]
+    # wp-00: 14 + 9 = 23; 23 - 17 = 6.   wp-01: 3 * 12 = 36; 36 - 8 = 28.
+    by_prompt = {task.template.format(question=p.question): p for p in problems}
+
+    def generate_text(model, tok, prompts, max_new_tokens, batch_size=256, fwd_hooks=(), **kw):
+        out = []
+        for pr in prompts:
+            if pr.endswith(task.answer_prefix):
+                out.append(" " + _NUM.findall(pr)[-1] + ".")
+            else:
+                p = by_prompt[pr]
+                out.append("".join(s + "\n" for s in p.steps) + f"{task.answer_prefix} {p.answer}.")
+        return out
+
+    def continuation_logprobs(model, tok, prefixes, conts, batch_size=256, fwd_hooks=()):
+        return [-1.0 if c.strip() in _NUM.findall(pre[pre.index("step by step"):]) else -5.0
+                for pre, c in zip(prefixes, conts)]
+
+    monkeypatch.setattr(gen, "generate_text", generate_text)
+    monkeypatch.setattr(gen, "continuation_logprobs", continuation_logprobs)
+    from experiments.pairs.tiny import tiny_tokenizer
+
+    cfg = PairBehaviorConfig(max_cuts=3, paraphrase="tests.test_pairs:shout")
+    result = evaluate_text(None, tiny_tokenizer(), problems, task, cfg, seed=0, log=lambda line: None)
+    m = result["metrics"]
+    assert m["accuracy"]["value"] == 1.0 and m["cot_steps"]["value"] == 2.0
+    f = m["faithfulness"]
+    # early: cut after 0 steps (the question's last number: 17, 8) or 1 step (23, 36): never 6 or 28
+    assert (f["early_same"]["value"], f["early_same"]["n"]) == (0.0, 4)
+    # mistake in step 0: the last number shown is still step 1's result; in step 1 it moves
+    assert (f["mistake_changes"]["value"], f["mistake_changes"]["n"]) == (0.5, 4)
+    assert f["filler_same"]["value"] == 0.0 and f["no_cot_same"]["value"] == 0.0
+    assert (f["paraphrase_same"]["value"], f["paraphrase_same"]["n"]) == (1.0, 2)
+    # the gold answer appears after the gold CoT (log p -1), not after no CoT (-5): (4 nats) / 2 steps
+    assert m["info_gain_per_step"]["value"] == 2.0
+
+
+def test_token_labels_of_a_gold_text():
+    from experiments.pairs.tiny import tiny_tokenizer
+    from experiments.pairs.tokens import texts, token_set
+    from experiments.tasks.protocol import ROLE_ANSWER, ROLE_QUESTION, ROLE_STEP
+    from experiments.tasks.text import REASONING_WORDS
+
+    task = TextTaskConfig(use_chat_template=False)
+    p = load_problems(task)[0]  # "Let me add first: ...\nTherefore after selling, ..."
+    prompt = task.template.format(question=p.question)
+    output = "Hmm, 14 + 9 = 23.\nWait, 23 - 17 = 6.\nThe answer is 6."
+    tok = tiny_tokenizer()
+    labelled = texts([p], [prompt], {"base": [{"output": output}], "ft": [{"output": "6"}]}, task,
+                     ["gold", "generated"], seed=0)
+    assert [seq["variant"] for _, seq in labelled] == [0, 2, 2] and [seq["source"] for _, seq in labelled] == [-1, 0, 1]
+    ids, labels = token_set(tok, labelled, list(REASONING_WORDS))
+    gold, text = ids[0], labelled[0][0].text
+    assert text == prompt + p.steps[0] + "\n" + p.steps[1] + "\n" + f"The answer is {p.answer}."
+
+    def words(seq: int, **want) -> str:
+        keep = np.all([labels[k][seq] == v for k, v in want.items()], axis=0)
+        return tok.decode(ids[seq][keep])
+
+    assert words(0, role=ROLE_QUESTION) == prompt
+    assert words(0, role=ROLE_STEP, step=0) == p.steps[0]
+    assert words(0, role=ROLE_STEP, step=1) == p.steps[1]
+    assert words(0, role=ROLE_ANSWER) == "The answer is 6."
+    assert words(0, word=REASONING_WORDS.index("let me")).strip() == "Let me"
+    assert words(0, word=REASONING_WORDS.index("therefore")).strip() == "Therefore"
+    assert labels["rword"][0].sum() == (labels["word"][0] >= 0).sum() and labels["rword"][0][:len(tok(prompt)["input_ids"]) - 1].sum() == 0
+    # the generated text: steps as the model wrote them, its words, the rest is the answer
+    assert words(1, role=ROLE_STEP, step=1) == "Wait, 23 - 17 = 6."
+    assert words(1, word=REASONING_WORDS.index("hmm")).strip() == "Hmm"
+    assert words(1, role=ROLE_ANSWER) == "The answer is 6."
+    assert words(2, role=ROLE_STEP) == "6" and (labels["role"][2] != ROLE_ANSWER).all()
+    for name in ("example", "difficulty"):
+        assert {int(v) for arr in labels[name] for v in arr} == ({0} if name == "example" else {2})
