@@ -112,24 +112,58 @@ def load_bridge(path_or_spec: "str | ModelSpec", device: str = "cpu", dtype: tor
     return bridge
 
 
-def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetuned_name: str | None = None) -> None:
+def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetuned_name: str | None = None
+                         ) -> str | None:
     """Refuse a pair whose tokenizers differ: their token ids (and so their activations,
     position by position) would not be comparable. `base`, `finetuned`: paths / HF ids, or
-    loaded tokenizers (then the names say which models they are)."""
+    loaded tokenizers (then the names say which models they are).
+
+    Tokenizers that differ only in special tokens pass, with a note (returned): distilled
+    models rename or add them (DeepSeek-R1-Distill-Llama-8B renames Llama 3.1's
+    `<|begin_of_text|>`, keeping its id), and ordinary text then tokenizes the same. None
+    when the tokenizers are identical."""
     from transformers import AutoTokenizer
 
     a = AutoTokenizer.from_pretrained(base) if isinstance(base, str) else base
     b = AutoTokenizer.from_pretrained(finetuned) if isinstance(finetuned, str) else finetuned
     if tokenizer_hash(a) == tokenizer_hash(b):
-        return
+        return None
     na = base_name or (base if isinstance(base, str) else "the base")
     nb = finetuned_name or (finetuned if isinstance(finetuned, str) else "the fine-tuned model")
     va, vb = a.get_vocab(), b.get_vocab()
+    differ = {t for t in set(va) | set(vb) if va.get(t) != vb.get(t)}
+    special = _special_tokens(a) | _special_tokens(b)
+    if differ and differ <= special and _same_ordinary(a, b):
+        return (f"{na} and {nb} differ only in {len(differ)} special token(s) (e.g. {sorted(differ)[:3]}); "
+                "ordinary text tokenizes the same")
+    ordinary = sorted(differ - special)
     detail = (f"{len(va)} vs {len(vb)} tokens" if len(va) != len(vb) else
-              f"{sum(va[t] != vb.get(t) for t in va)} tokens with other ids" if va != vb else
+              f"{len(ordinary)} tokens with other ids (e.g. {ordinary[:3]})" if ordinary else
               "same vocabulary, other merges, normaliser or special tokens")
     raise ValueError(f"{na} and {nb} have different tokenizers ({detail}); a pair must share one "
                      "(use the fine-tune of that base, or the base it was fine-tuned from)")
+
+
+def _special_tokens(tok) -> set[str]:
+    return set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values() if t.special}
+
+
+def _same_ordinary(a, b) -> bool:
+    """Whether the two tokenizers agree on everything but their special tokens: the model,
+    pre-tokenizer and normaliser of their definitions, without the added tokens."""
+    import json
+
+    def core(tok) -> dict:
+        d = json.loads(tok.backend_tokenizer.to_str())
+        d.pop("added_tokens", None)
+        d.pop("post_processor", None)  # names the BOS / EOS strings
+        vocab = d.get("model", {}).get("vocab")
+        if isinstance(vocab, dict):  # drop the special tokens' entries
+            special = _special_tokens(tok)
+            d["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in special}
+        return d
+
+    return core(a) == core(b)
 
 
 def tokenizer_hash(tokenizer) -> str:

@@ -301,3 +301,32 @@ def test_token_labels_of_a_gold_text():
     assert words(2, role=ROLE_STEP) == "6" and (labels["role"][2] != ROLE_ANSWER).all()
     for name in ("example", "difficulty"):
         assert {int(v) for arr in labels[name] for v in arr} == ({0} if name == "example" else {2})
+
+
+@pytest.mark.parametrize("name", ["pair-qwen2.5-0.5b", "pair-qwen2.5-math-1.5b-r1", "pair-r1-distill-llama-8b"])
+def test_shipped_gpu_configs_are_valid(name, tmp_path):
+    """The GPU configs parse (on CPU, with the device switched), name SAELens releases and ids
+    that exist, and cache the hook their SAEs read."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    from activations.cache.writer import expand_hooks
+    from experiments.runconfig import load_any_config
+
+    data = yaml.safe_load((CONFIG.parent / f"{name}.yaml").read_text())
+    assert data["device"] == "cuda"
+    data["device"] = "cpu"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg, _, stages = load_any_config(path)
+    assert [s.name for s in stages][0] == "models"
+    assert cfg.sae.hook in expand_hooks(cfg.cache.write.hooks, 32)
+    directory = get_pretrained_saes_directory()
+    for p in cfg.sae.pretrained.values():
+        assert p.id in directory[p.release].saes_map
+
+
+def test_an_uncached_sae_hook_is_refused_before_any_generation(qwen_pair, tmp_path, capsys):
+    cfg = pair_config(tmp_path, qwen_pair, sae={"hook": "blocks.1.hook_mlp_out"})
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert ("sae.hook 'blocks.1.hook_mlp_out' is not cached for base (2 layers; cache.write.hooks gives "
+            "['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']); add it to cache.write.hooks") in capsys.readouterr().err

@@ -91,3 +91,23 @@ def test_sae_hook_names_map_to_bridge_hooks(tmp_path):
         bridge_hook_name("model.layers.7", llama)
     with pytest.raises(ValueError, match=r"'blocks.1.hook_nope' is not a hook of this model; e.g. \['blocks.1"):
         bridge_hook_name("blocks.1.hook_nope", llama)
+
+
+def test_tokenizers_differing_only_in_special_tokens_pair_with_a_note(tmp_path):
+    """A distilled model that renames or adds special tokens (DeepSeek-R1-Distill-Llama-8B vs
+    Llama 3.1) still tokenizes ordinary text the same: accepted, with a note; an added
+    ordinary token is not."""
+    from transformers import AutoTokenizer
+
+    a = save_tiny_arch(tmp_path / "a", "qwen2")
+    assert check_same_tokenizer(a, a) is None
+    special = AutoTokenizer.from_pretrained(a)
+    special.add_special_tokens({"additional_special_tokens": ["<|think|>"]})
+    note = check_same_tokenizer(a, special, "base", "distilled")
+    assert note == "base and distilled differ only in 1 special token(s) (e.g. ['<|think|>']); ordinary text tokenizes the same"
+    text = "Wait, 23 - 17 = 6."
+    assert AutoTokenizer.from_pretrained(a)(text)["input_ids"] == special(text)["input_ids"]
+    ordinary = AutoTokenizer.from_pretrained(a)
+    ordinary.add_tokens(["wait"])
+    with pytest.raises(ValueError, match=r"base and ft have different tokenizers \(\d+ vs \d+ tokens\)"):
+        check_same_tokenizer(a, ordinary, "base", "ft")

@@ -64,6 +64,7 @@ def test_segmentation_answers_and_abstention():
         "It costs 3.5 dollars.", "Then what?", "Wait!", "Done"]
     assert extract_answer("x = 3\nThe answer is 1,234.", CFG) == "1234"
     assert extract_answer("so \\boxed{42} and 7", CFG) == "42"
+    assert extract_answer("so \\boxed{\\frac{14}{3}} at last", CFG) == "\\frac{14}{3}"  # MATH500: nested braces
     assert extract_answer("blah #### 19\n", CFG) == "19"
     assert extract_answer("first 3 then 8 apples", CFG) == "8"
     assert extract_answer("no digits here", CFG) is None

@@ -77,26 +77,35 @@ def load_model(cfg: PairRunConfig, name: str):
 def run_models(run: Path, cfg: PairRunConfig, force: bool) -> None:
     from transformers import AutoConfig
 
+    from activations.cache.writer import expand_hooks
     from activations.models import check_available, check_same_tokenizer, tokenizer_hash, weights_hash
 
     tmp = temp_dir(run / "models")
     base_tok = None
     for name in cfg.model_names():
+        note = None
         spec = cfg.spec(name)
         check_available(spec)
         tok = tokenizer_of(cfg, name)
         if base_tok is None:
             base_tok = tok
         else:
-            check_same_tokenizer(base_tok, tok, cfg.models.base.path, spec.path)
+            note = check_same_tokenizer(base_tok, tok, cfg.models.base.path, spec.path)
         hf = AutoConfig.from_pretrained(spec.path, revision=spec.revision)
+        n_layers = getattr(hf, "num_hidden_layers", None) or getattr(hf, "n_layer", None)
+        hooks = expand_hooks(cfg.cache.write.hooks, n_layers)
+        if cfg.sae.hook not in hooks:  # before hours of generation, not after
+            raise ValueError(f"sae.hook {cfg.sae.hook!r} is not cached for {name} ({n_layers} layers; cache.write.hooks "
+                             f"gives {hooks}); add it to cache.write.hooks")
         local = Path(spec.path).is_dir()
         record = {"name": name, "spec": {k: getattr(spec, k) for k in ("path", "revision", "dtype", "device_map")},
                   "architectures": getattr(hf, "architectures", None), "model_type": hf.model_type,
+                  "n_layers": n_layers, "d_model": getattr(hf, "hidden_size", None) or getattr(hf, "n_embd", None),
                   "hub_commit": getattr(hf, "_commit_hash", None), "weights_hash": weights_hash(spec.path) if local else None,
-                  "tokenizer_hash": tokenizer_hash(tok), "chat_template": bool(getattr(tok, "chat_template", None))}
+                  "tokenizer_hash": tokenizer_hash(tok), "chat_template": bool(getattr(tok, "chat_template", None)),
+                  "tokenizer_note": note}
         (tmp / f"{name}.json").write_text(json.dumps(record, indent=1))
-        _log(f"  model {name}: {spec.path} ({hf.model_type})")
+        _log(f"  model {name}: {spec.path} ({hf.model_type})" + (f"; note: {note}" if note else ""))
     replace_dir(tmp, run / "models")
 
 

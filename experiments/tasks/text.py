@@ -148,7 +148,7 @@ def render_cot(steps: Sequence[str], answer: str | None, cfg: TextTaskConfig) ->
 def extract_answer(text: str, cfg: TextTaskConfig) -> str | None:
     """The final answer of a model output: after the last `####`, `\\boxed{...}` or answer
     prefix, else the last number in the text; normalised. None when there is none."""
-    boxed = re.findall(r"\\boxed\{([^{}]*)\}", text)
+    boxed = re.findall(r"\\boxed\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", text)  # braces nest twice
     if boxed:
         return normalize_answer(boxed[-1])
     for marker in ("####", cfg.answer_prefix):
