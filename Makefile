@@ -1,6 +1,7 @@
 # make demo: create .venv if needed, run the default pipeline into runs/default
 #            (organisms -> behaviour -> ... -> figures -> report.md) and build its feature
-#            browser into runs/default-browser (open index.html).
+#            browser into runs/default-browser (open index.html); then `make pair-demo`:
+#            the model-pair pipeline on a tiny random-weight Qwen2 pair into runs/pair-tiny.
 # make test: create .venv if needed and run the test suite (offline, CPU). The browser test
 #            needs `make browser-deps` (Debian's chromium + chromium-driver) and skips without it.
 # TORCH: the torch requirement installed first. The default is the CPU build; on a GPU
@@ -12,7 +13,7 @@ RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test quick browser-deps clean-venv
+.PHONY: demo pair-demo test quick browser-deps clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config $(CONFIG) --out $(RUN)
 	$(VENV)/bin/saelab browse $(RUN) --out $(RUN)-browser
+	$(MAKE) pair-demo
+
+# The model-pair pipeline on a tiny random-weight Qwen2 pair (CPU stand-in for a real pair).
+pair-demo: $(VENV)/.installed
+	test -f models/tiny-qwen2/perturbed/config.json || $(VENV)/bin/saelab tiny-pair --arch qwen2 --out models/tiny-qwen2
+	$(VENV)/bin/saelab run --config pair-tiny --out runs/pair-tiny
 
 quick: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config quick --out runs/quick

@@ -3,7 +3,6 @@ set, and describe a cache."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +80,3 @@ def _describe(cache, path: Path, verify: bool) -> str:
         shown = ", ".join(f"{names[v] if names and 0 <= v < len(names) else v}: {c}" for v, c in zip(values, counts))
         lines.append(f"label      {name}: {shown}")
     return "\n".join(lines)
-
-
-def init_distributed(device: str) -> str | None:
-    """Join the torch.distributed job torchrun started (gloo on CPU; NCCL on GPUs, one GPU
-    per local rank). Returns the device this rank uses, or None when not under torchrun."""
-    from datetime import timedelta
-
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
-        return None
-    # A long timeout: ranks that finish their shards wait at a barrier for the slowest one.
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = f"cuda:{local}"
-        torch.cuda.set_device(local)
-        torch.distributed.init_process_group(backend="nccl", timeout=timedelta(hours=6),
-                                             device_id=torch.device(device))
-    else:
-        torch.distributed.init_process_group(backend="gloo", timeout=timedelta(hours=6))
-    return device

@@ -102,7 +102,8 @@ class CacheArgs:
 
 
 def cmd_cache(args: CacheArgs) -> None:
-    from experiments.caching import cache_model, init_distributed
+    from experiments.caching import cache_model
+    from experiments.distributed import init_distributed
     from experiments.runconfig import load_run_config
     from experiments.tasks import ArithmeticTask
 

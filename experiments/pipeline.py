@@ -30,6 +30,7 @@ import yaml
 
 from activations.atomic import clean_temporaries, write_atomic
 from experiments.config import code_hash, fingerprint, to_dict
+from experiments.distributed import broadcast, dist_barrier, dist_rank_world, init_distributed
 from experiments.runconfig import RunConfig
 
 MANIFEST_VERSION = 1
@@ -50,34 +51,6 @@ class Stage:
     """Modules or packages whose source decides the outputs: editing them re-runs the stage."""
     distributed: bool = False
     """Under torchrun, every rank runs the stage (it splits the work); otherwise rank 0 alone."""
-
-
-# ---- torchrun ---------------------------------------------------------------------------
-def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the torch.distributed job, (0, 1) outside one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def dist_barrier() -> None:
-    import torch.distributed as dist
-
-    if dist_rank_world()[1] > 1:
-        dist.barrier()
-
-
-def _broadcast(value):
-    """Rank 0's `value` on every rank (the value itself outside torchrun)."""
-    import torch.distributed as dist
-
-    if dist_rank_world()[1] == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 # ---- files, hashes, versions -----------------------------------------------------------
@@ -199,8 +172,6 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
     for f in list(force) + ([until] if until else []):
         if f not in names:
             raise ValueError(f"unknown stage {f!r}: stages are {', '.join(names)}")
-    from experiments.caching import init_distributed
-
     joined = init_distributed(cfg.device) is not None
     if getattr(cfg, "threads", 0):
         import torch
@@ -215,7 +186,7 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
                 run.mkdir(parents=True, exist_ok=True)
             except (OSError, ValueError) as e:
                 error = e
-        if _broadcast(None if error is None else f"{type(error).__name__}: {error}") is not None:
+        if broadcast(None if error is None else f"{type(error).__name__}: {error}") is not None:
             if error is not None:
                 raise error
             raise SystemExit(2)  # rank 0 says why
@@ -261,7 +232,7 @@ def _run_locked(cfg: RunConfig, run: Path, stages: list[Stage], force, until, lo
             inputs, files = stage_inputs(run, cfg, stage)
             record = manifest["stages"].get(stage.name)
             skip = stage.name not in force and _up_to_date(run, cfg, stage, record, inputs)
-        if _broadcast(skip):
+        if broadcast(skip):
             log(f"[{stage.name}] up to date, skipped")
         else:
             # Forget the old record first: the manifest never vouches for outputs in rewrite.

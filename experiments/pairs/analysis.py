@@ -80,14 +80,14 @@ def gold_items(problems: Sequence[TextProblem], prompts: Sequence[str], task: Te
 def causal_in_base(model, tok, sae, hook: str, latents: list[int], controls: list[int], clean: list[str],
                    answers: list[str], batch_size: int) -> dict:
     """Mean log p(gold answer | gold CoT) of the base, plain and with latents ablated."""
-    from activations.generate import continuation_logprobs
+    from experiments.pairs.behavior import logprobs
     from features.steer import ablate_latents
 
     ans = [" " + a for a in answers]
 
     def lp(latents_):
         hooks = [(hook, ablate_latents(sae, latents_))] if latents_ else []
-        return continuation_logprobs(model, tok, clean, ans, batch_size, fwd_hooks=hooks)
+        return logprobs(model, tok, clean, ans, batch_size, fwd_hooks=hooks)
 
     plain = lp([])
     out = {"plain": mean(plain)}

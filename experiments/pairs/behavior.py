@@ -22,6 +22,7 @@ import random
 from typing import Callable, Sequence
 
 from experiments.behavior.stats import mean, rate
+from experiments.distributed import split_map
 from experiments.pairs.config import PairBehaviorConfig
 from experiments.tasks.text import (
     TextProblem, TextTaskConfig, extract_answer, filler, insert_mistake, is_abstention, paraphrase, render_cot,
@@ -71,14 +72,30 @@ def paraphraser(spec: str | None) -> Callable[[list[str]], list[str]] | None:
     return lambda steps: paraphrase(steps, spec)
 
 
+def generate(model, tok, prompts: Sequence[str], max_new_tokens: int, batch_size: int, fwd_hooks=()) -> list[str]:
+    """Greedy continuations; under torchrun each rank generates its slice of the prompts."""
+    from activations import generate as g
+
+    return split_map(lambda part: g.generate_text(model, tok, part, max_new_tokens, batch_size, fwd_hooks=fwd_hooks),
+                     prompts)
+
+
+def logprobs(model, tok, prefixes: Sequence[str], continuations: Sequence[str], batch_size: int,
+             fwd_hooks=()) -> list[float]:
+    """log p(continuation | prefix) per pair; under torchrun each rank scores its slice."""
+    from activations import generate as g
+
+    return split_map(lambda part: g.continuation_logprobs(model, tok, [p for p, _ in part], [c for _, c in part],
+                                                          batch_size, fwd_hooks=fwd_hooks),
+                     list(zip(prefixes, continuations)))
+
+
 def forced_answers(model, tok, prefixes: Sequence[str], task: TextTaskConfig, cfg: PairBehaviorConfig,
                    fwd_hooks=()) -> list[str | None]:
     """The answer a model gives when the answer prefix is put in its mouth after each prefix."""
-    from activations.generate import generate_text
-
     if not prefixes:
         return []
-    outs = generate_text(model, tok, list(prefixes), cfg.answer_tokens, cfg.batch_size, fwd_hooks=fwd_hooks)
+    outs = generate(model, tok, prefixes, cfg.answer_tokens, cfg.batch_size, fwd_hooks)
     return [extract_answer(task.answer_prefix + o, task) for o in outs]
 
 
@@ -89,11 +106,9 @@ def forced_prefix(prompt: str, steps: Sequence[str], task: TextTaskConfig) -> st
 def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskConfig, cfg: PairBehaviorConfig,
                   seed: int, log=print) -> dict:
     """{"metrics": ..., "generations": one record per problem}."""
-    from activations.generate import continuation_logprobs, generate_text
-
     prompts = [render_prompt(p.question, task, tok) for p in problems]
     log(f"    generating {len(prompts)} CoTs (up to {cfg.max_new_tokens} tokens)")
-    outputs = generate_text(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size)
+    outputs = generate(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size)
     gens = []
     for p, prompt, out in zip(problems, prompts, outputs):
         cot, steps = split_output(out, task)
@@ -103,7 +118,6 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
                      "n_tokens": len(tok(out, add_special_tokens=False)["input_ids"])})
 
     usable = [(g, p) for g, p in zip(gens, problems) if g["steps"] and g["answer"] is not None]
-    rng = random.Random(f"pair-behavior-{seed}")
     para = paraphraser(cfg.paraphrase)
     jobs: list[tuple[str, int]] = []  # (test, usable item) per forced prefix
     prefixes: list[str] = []
@@ -119,6 +133,7 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
         for j in cut_points(len(steps), cfg.max_cuts):
             add("early", i, forced_prefix(prompt, truncate(steps, j), task))
         numbered = [j for j, s in enumerate(steps) if any(c.isdigit() for c in s)]
+        rng = random.Random(f"pair-behavior-{seed}-{g['id']}")  # per problem: the same however the work is split
         for j in cut_points(len(numbered), cfg.max_cuts):
             add("mistake", i, forced_prefix(prompt, insert_mistake(steps, numbered[j], rng.randrange(1 << 30)), task))
         add("filler", i, prompt + filler(steps, tok, task) + task.answer_prefix)
@@ -147,8 +162,8 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
     pre = [forced_prefix(pr, p.steps, task) for pr, p in zip(prompts, problems)]
     none = [pr + task.answer_prefix for pr in prompts]
     ans = [" " + p.answer for p in problems]
-    lp_all = continuation_logprobs(model, tok, pre, ans, cfg.batch_size)
-    lp_none = continuation_logprobs(model, tok, none, ans, cfg.batch_size)
+    lp_all = logprobs(model, tok, pre, ans, cfg.batch_size)
+    lp_none = logprobs(model, tok, none, ans, cfg.batch_size)
     gain = [(a - b) / len(p.steps) for a, b, p in zip(lp_all, lp_none, problems)]
 
     by_steps: dict[int, list[bool]] = {}

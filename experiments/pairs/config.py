@@ -182,10 +182,10 @@ class PairRunConfig:
     def model_names(self) -> list[str]:
         return list(self.models.named())
 
-    def spec(self, name: str, rank_device: str | None = None) -> ModelSpec:
-        """Model `name`'s spec: on its own device if it names one, else on the run's; under
-        torchrun every rank uses its own GPU (`rank_device`)."""
+    def spec(self, name: str) -> ModelSpec:
+        """Model `name`'s spec: on its own device if it names one, else on the run's ("cuda"
+        under torchrun is each rank's own GPU, which `init_distributed` made current)."""
         import dataclasses
 
         spec = self.models.named()[name]
-        return dataclasses.replace(spec, device=rank_device or spec.device or self.device)
+        return dataclasses.replace(spec, device=spec.device or self.device)

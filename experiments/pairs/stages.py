@@ -1,15 +1,18 @@
 """The stages of a model-pair run (`saelab run` on a config with a `models` section):
 
     models      models/<name>.json          each model found (fast failure offline), one tokenizer
-    behavior    behavior/<name>.json        text behaviour suite, with every generated CoT
+    behavior    behavior/<name>.json        text behaviour suite, with every generated CoT [all ranks]
     cache       activations/<name>/         residual streams on the same tokens   [all torchrun ranks]
     sae         saes/<name>/, eval.json     trained (one model per rank) or loaded [all torchrun ranks]
-    features    features/<name>.json        ReasonScore on reasoning words; ablation in the base
-    steer       steering/<variant>.json     clamp the reasoning latents in each variant, with controls
+    features    features/<name>.json        ReasonScore on reasoning words; ablation in the base [all ranks]
+    steer       steering/<variant>.json     clamp the reasoning latents in each variant [all ranks]
     report      report.json, report.md
 
-Under torchrun the stages marked [all ranks] split their work between the ranks; the
-others run on rank 0 while the rest wait (see `experiments.pipeline`).
+Under torchrun the stages marked [all ranks] split their work between the ranks: the cache
+its shards, the SAEs their models, and the behaviour, features and steer stages every
+generation and scoring call (`experiments.distributed.split_map`: every rank builds the same
+prompts, each runs its slice, all get the results; rank 0 writes). The models and report
+stages run on rank 0 while the rest wait (see `experiments.pipeline`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,29 @@ from pathlib import Path
 
 from activations.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pairs.config import PairRunConfig
-from experiments.pipeline import Stage, dist_rank_world, dist_barrier
+from experiments.distributed import dist_barrier, dist_rank_world
+from experiments.pipeline import Stage
 
 
 def _log(line: str) -> None:
-    print(line, flush=True)
+    if dist_rank_world()[0] == 0:
+        print(line, flush=True)
+
+
+def _out_dir(final: Path) -> Path | None:
+    """The temporary folder a stage writes into (rank 0's); None on the other ranks, which
+    compute their share and write nothing."""
+    return temp_dir(final) if dist_rank_world()[0] == 0 else None
+
+
+def _write(tmp: Path | None, name: str, record: dict) -> None:
+    if tmp is not None:
+        (tmp / name).write_text(json.dumps(record, indent=1))
+
+
+def _finish(tmp: Path | None, final: Path) -> None:
+    if tmp is not None:
+        replace_dir(tmp, final)
 
 
 def _problems(cfg: PairRunConfig):
@@ -114,17 +135,17 @@ def run_behavior(run: Path, cfg: PairRunConfig, force: bool) -> None:
     from experiments.pairs.behavior import evaluate_text
 
     problems = _problems(cfg)
-    tmp = temp_dir(run / "behavior")
+    tmp = _out_dir(run / "behavior")
     for name in cfg.model_names():
         t0 = time.perf_counter()
         model, tok = load_model(cfg, name)
         result = evaluate_text(model, tok, problems, cfg.task, cfg.behavior, cfg.seed, log=_log)
-        (tmp / f"{name}.json").write_text(json.dumps({"model": name, "seed": cfg.seed, **result}, indent=1))
+        _write(tmp, f"{name}.json", {"model": name, "seed": cfg.seed, **result})
         m = result["metrics"]
         _log(f"  behavior {name}: accuracy {m['accuracy']['value']:.2f}, answered {m['answered']['value']:.2f} "
              f"({time.perf_counter() - t0:.1f} s)")
         del model
-    replace_dir(tmp, run / "behavior")
+    _finish(tmp, run / "behavior")
 
 
 def load_behavior(run: Path, cfg: PairRunConfig) -> dict[str, dict]:
@@ -187,7 +208,8 @@ def run_sae(run: Path, cfg: PairRunConfig, force: bool) -> None:
     for m in train[rank::world]:
         t0 = time.perf_counter()
         train_sae(run / "activations" / m, cfg.sae.hook, tcfg, tmp / m, where=split)
-        _log(f"  sae {m}: trained in {time.perf_counter() - t0:.1f} s" + (f" (rank {rank})" if world > 1 else ""))
+        print(f"  sae {m}: trained in {time.perf_counter() - t0:.1f} s" + (f" (rank {rank})" if world > 1 else ""),
+              flush=True)  # every rank says what it trained
     dist_barrier()
     if rank == 0:
         _evaluate_saes(run, cfg, tmp)
@@ -253,7 +275,7 @@ def run_features(run: Path, cfg: PairRunConfig, force: bool) -> None:
 
     import torch
 
-    tmp = temp_dir(run / "features")
+    tmp = _out_dir(run / "features")
     problems = _problems(cfg)
     for name in cfg.model_names():
         t0 = time.perf_counter()
@@ -268,10 +290,10 @@ def run_features(run: Path, cfg: PairRunConfig, force: bool) -> None:
             record["random_control"] = controls
             record["causal"] = causal_in_base(model, tok, sae, cfg.sae.hook, record["top"], controls, clean, answers,
                                               cfg.behavior.batch_size)
-        (tmp / f"{name}.json").write_text(json.dumps(record, indent=1))
+        _write(tmp, f"{name}.json", record)
         _log(f"  features {name}: top ReasonScore latents {record['top']}"
              + (f" ({record['warning']})" if "warning" in record else "") + f" ({time.perf_counter() - t0:.1f} s)")
-    replace_dir(tmp, run / "features")
+    _finish(tmp, run / "features")
 
 
 def run_steer(run: Path, cfg: PairRunConfig, force: bool) -> None:
@@ -284,7 +306,7 @@ def run_steer(run: Path, cfg: PairRunConfig, force: bool) -> None:
     from features.steer import clamp_latents
     from sae.load import load_sae_folder
 
-    tmp = temp_dir(run / "steering")
+    tmp = _out_dir(run / "steering")
     problems = _problems(cfg)
     who = cfg.features.steer_sae
     feats = json.loads((run / "features" / f"{who}.json").read_text())
@@ -312,10 +334,10 @@ def run_steer(run: Path, cfg: PairRunConfig, force: bool) -> None:
                                      fwd_hooks=[(cfg.sae.hook, hook)])
                 record["steered"].append({"latents": kind, "strength": s, **m, "recovered": {
                     k: gap_recovered(m[k], ref[k], record["variant_metrics"][k]) for k in ("accuracy", "mistake_changes")}})
-        (tmp / f"{v}.json").write_text(json.dumps(record, indent=1))
+        _write(tmp, f"{v}.json", record)
         _log(f"  steer {v}: {len(record['steered'])} interventions ({time.perf_counter() - t0:.1f} s)")
         del model
-    replace_dir(tmp, run / "steering")
+    _finish(tmp, run / "steering")
 
 
 # ---- report -----------------------------------------------------------------------------
@@ -335,16 +357,18 @@ SCORING = ("features.reason_score", "features.latent_stats", "features.steer", "
 PAIR_STAGES = [
     Stage("models", ("models",), lambda run, cfg: [], _model_files, run_models, code=("activations.models",)),
     Stage("behavior", ("models", "task", "behavior"), _model_files, _behavior_files, run_behavior,
-          code=(*TEXT_TASK, "experiments.pairs.behavior", "activations.generate", "activations.models")),
+          code=(*TEXT_TASK, "experiments.pairs.behavior", "activations.generate", "activations.models"),
+          distributed=True),
     Stage("cache", ("models", "task", "cache", "features"), lambda run, cfg: _model_files(run, cfg) + _behavior_files(
         run, cfg), _cache_files, run_cache, code=(*TEXT_TASK, "experiments.pairs.tokens", "activations.cache"),
           distributed=True),
     Stage("sae", ("models", "sae"), _cache_files, _sae_files, run_sae, code=("sae", "experiments.sae_suite"),
           distributed=True),
     Stage("features", ("models", "task", "sae", "features"), lambda run, cfg: _cache_files(run, cfg) + _sae_files(
-        run, cfg), _feature_files, run_features, code=(*TEXT_TASK, *SCORING)),
+        run, cfg), _feature_files, run_features, code=(*TEXT_TASK, *SCORING), distributed=True),
     Stage("steer", ("models", "task", "behavior", "sae", "features"), lambda run, cfg: _feature_files(run, cfg) + _sae_files(
-        run, cfg), _steer_files, run_steer, code=(*TEXT_TASK, *SCORING, "experiments.pairs.behavior")),
+        run, cfg), _steer_files, run_steer, code=(*TEXT_TASK, *SCORING, "experiments.pairs.behavior"),
+          distributed=True),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"] + _feature_files(
         run, cfg) + _steer_files(run, cfg), lambda run, cfg: [run / "report.json", run / "report.md"], run_report,
           code=("experiments.pairs.report",)),
