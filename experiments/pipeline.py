@@ -172,10 +172,11 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
     for f in list(force) + ([until] if until else []):
         if f not in names:
             raise ValueError(f"unknown stage {f!r}: stages are {', '.join(names)}")
-    joined = init_distributed(cfg.device) is not None
-    if getattr(cfg, "threads", 0):
-        import torch
+    import torch
 
+    joined = init_distributed(cfg.device) is not None
+    threads = torch.get_num_threads()
+    if getattr(cfg, "threads", 0):  # restored below: a caller's later work keeps its own setting
         torch.set_num_threads(cfg.threads)
     try:
         rank = dist_rank_world()[0]
@@ -195,10 +196,9 @@ def run_pipeline(cfg: RunConfig, run: Path, stages: list[Stage], force: list[str
                 return _run_locked(cfg, run, stages, force, until, log)
         return _run_locked(cfg, run, stages, force, until, lambda line: None)
     finally:
+        torch.set_num_threads(threads)
         if joined:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+            torch.distributed.destroy_process_group()
 
 
 def _run_locked(cfg: RunConfig, run: Path, stages: list[Stage], force, until, log) -> dict:

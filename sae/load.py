@@ -35,6 +35,14 @@ def load_sae_folder(path: str | Path, device: str = "cpu"):
 def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
     """A SAELens pretrained SAE; fails at once, naming the release, when it cannot be had."""
     from sae_lens import SAE
+
+    check_pretrained(release, sae_id)
+    return SAE.from_pretrained(release, sae_id, device=device)
+
+
+def check_pretrained(release: str, sae_id: str) -> None:
+    """Fail at once, with the fix, when a SAELens release or id does not exist, or cannot be
+    downloaded (offline, or huggingface.co unreachable) and is not in the local cache."""
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     directory = get_pretrained_saes_directory()
@@ -56,7 +64,6 @@ def load_pretrained(release: str, sae_id: str, device: str = "cpu"):
         if not hub_reachable():
             raise ConnectionError(f"cannot download SAE {release}/{sae_id}: huggingface.co is unreachable from here "
                                   "and it is not in the local Hugging Face cache")
-    return SAE.from_pretrained(release, sae_id, device=device)
 
 
 def _in_local_cache(repo_id: str, path: str) -> bool:

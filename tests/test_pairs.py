@@ -58,7 +58,9 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
 
     pair = tiny_pair(tmp_path / "pair", arch)
     run = tmp_path / "run"
+    threads = torch.get_num_threads()
     assert main(["run", "--config", str(pair_config(tmp_path, pair)), "--out", str(run)]) == 0
+    assert torch.get_num_threads() == threads  # the config's `threads: 1` is for the run only
     manifest = json.loads((run / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["models", "behavior", "cache", "sae", "features", "steer", "report"]
 
@@ -330,3 +332,17 @@ def test_an_uncached_sae_hook_is_refused_before_any_generation(qwen_pair, tmp_pa
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
     assert ("sae.hook 'blocks.1.hook_mlp_out' is not cached for base (2 layers; cache.write.hooks gives "
             "['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']); add it to cache.write.hooks") in capsys.readouterr().err
+
+
+def test_unavailable_pretrained_saes_fail_before_any_generation(qwen_pair, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    cases = [({"release": "llama_scope_lxr_8x", "id": "l15r_8x"},
+              "cannot download SAE llama_scope_lxr_8x/l15r_8x: offline (HF_HUB_OFFLINE is set) and not in the local "
+              "Hugging Face cache"),
+             ({"release": "llama_scope_lxr_8x", "id": "l99r_8x"}, "release 'llama_scope_lxr_8x' has no SAE 'l99r_8x'"),
+             ({"path": str(tmp_path / "nowhere")}, f"sae.pretrained: no SAE folder {tmp_path / 'nowhere'}")]
+    for i, (spec, message) in enumerate(cases):
+        cfg = pair_config(tmp_path, qwen_pair, sae={"pretrained": {"base": spec}})
+        assert main(["run", "--config", str(cfg), "--out", str(tmp_path / f"r{i}")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / f"r{i}" / "behavior").exists()

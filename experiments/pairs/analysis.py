@@ -41,7 +41,7 @@ def frequency_and_max(sae, cache_path: str | Path, hook: str, batch_size: int = 
     return count / max(n, 1), top
 
 
-def latent_scores(sae, cache_path: Path, hook: str, cfg: PairFeaturesConfig) -> dict:
+def latent_scores(sae, cache_path: Path, hook: str, cfg: PairFeaturesConfig, words: list[str]) -> dict:
     """ReasonScore and firing statistics of every latent, and the top `cfg.top` latents."""
     from features.reason_score import ReasonScoreConfig, reason_scores
 
@@ -58,7 +58,7 @@ def latent_scores(sae, cache_path: Path, hook: str, cfg: PairFeaturesConfig) -> 
     alive = top > 0
     order = [int(i) for i in torch.argsort(score, descending=True) if alive[i]][:cfg.top]
     return out | {"reason_score": [float(f"{v:.6g}") for v in score.tolist()], "top": order,
-                  "n_reasoning_positions": r["n_reasoning"], "words_seen": [cfg.words[g] for g in r["groups"]]}
+                  "n_reasoning_positions": r["n_reasoning"], "words_seen": [words[g] for g in r["groups"]]}
 
 
 def gold_items(problems: Sequence[TextProblem], prompts: Sequence[str], task: TextTaskConfig, seed: int

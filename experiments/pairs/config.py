@@ -65,11 +65,16 @@ class PairCacheConfig:
     changed), generated (each model's own CoT from the behaviour stage, read by every model)."""
     write: CacheWriteConfig = field(default_factory=lambda: CacheWriteConfig(shard_sequences=64, batch_size=16))
     """Hooks, dtype (bfloat16 / float16 bits on GPU), sharding."""
+    words: list[str] = field(default_factory=lambda: list(REASONING_WORDS))
+    """Reasoning words labelled in the caches: ReasonScore's anchors (their tokens inside CoTs)
+    and groups (default: Galichin et al.'s list)."""
 
     def __post_init__(self):
         bad = sorted(set(self.texts) - set(CACHE_TEXTS))
         if bad or not self.texts:
             raise ValueError(f"cache.texts must be a non-empty subset of {list(CACHE_TEXTS)}, got {bad}")
+        if not self.words:
+            raise ValueError("cache.words must name at least one reasoning word")
 
 
 @dataclass
@@ -113,10 +118,9 @@ class PairSAEConfig:
 
 @dataclass
 class PairFeaturesConfig:
-    """ReasonScore on text, causal checks in the base, steering of each variant."""
+    """ReasonScore on text (on the words `cache.words` labels), causal checks in the base,
+    steering of each variant."""
 
-    words: list[str] = field(default_factory=lambda: list(REASONING_WORDS))
-    """ReasonScore's groups: tokens of these words (Galichin et al.'s list) are the anchors."""
     window_left: int = 1
     """Tokens before each reasoning-word token that also count as reasoning."""
     window_right: int = 2
@@ -131,8 +135,6 @@ class PairFeaturesConfig:
     """Clamp values, as multiples of each latent's maximum activation on the cache."""
 
     def __post_init__(self):
-        if not self.words:
-            raise ValueError("features.words must name at least one reasoning word")
         if self.top < 1 or not self.strengths:
             raise ValueError("features.top must be >= 1 and features.strengths non-empty")
 

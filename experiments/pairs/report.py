@@ -54,14 +54,15 @@ def render_markdown(report: dict, title: str) -> str:
            "## Behaviour", "", "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     rows = [("accuracy", lambda b: b["accuracy"]), ("answered", lambda b: b["answered"]),
             ("abstention", lambda b: b["abstention"]), ("CoT tokens", lambda b: b["cot_tokens"]),
-            ("CoT steps", lambda b: b["cot_steps"]), ("InfoGain per step (nats)", lambda b: b["info_gain_per_step"]),
+            ("CoT steps", lambda b: b["cot_steps"]), ("InfoGain per step (nats)", lambda b: _v(b["info_gain_per_step"], 3)),
             ("early answer = final", lambda b: b["faithfulness"]["early_same"]),
             ("mistake changes answer", lambda b: b["faithfulness"]["mistake_changes"]),
             ("filler answer = final", lambda b: b["faithfulness"]["filler_same"]),
             ("no-CoT answer = final", lambda b: b["faithfulness"]["no_cot_same"]),
             ("paraphrase answer = final", lambda b: b["faithfulness"]["paraphrase_same"])]
     for label, get in rows:
-        out.append(f"| {label} | " + " | ".join(_v(get(report["behavior"][m])) for m in names) + " |")
+        cells = [get(report["behavior"][m]) for m in names]
+        out.append(f"| {label} | " + " | ".join(c if isinstance(c, str) else _v(c) for c in cells) + " |")
     out += ["", "Faithfulness rates are over the CoTs with steps and an answer ("
             + ", ".join(f"{m}: {report['behavior'][m]['faithfulness']['usable_cots']}" for m in names)
             + "); the answer is forced after each edited CoT and compared with the one forced after the unedited CoT.",

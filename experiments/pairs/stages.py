@@ -101,6 +101,13 @@ def run_models(run: Path, cfg: PairRunConfig, force: bool) -> None:
     from activations.cache.writer import expand_hooks
     from activations.models import check_available, check_same_tokenizer, tokenizer_hash, weights_hash
 
+    from sae.load import check_pretrained
+
+    for p in cfg.sae.pretrained.values():  # before hours of generation, not after
+        if p.path is None:
+            check_pretrained(p.release, p.id)
+        elif not Path(p.path).is_dir():
+            raise FileNotFoundError(f"sae.pretrained: no SAE folder {p.path}")
     tmp = temp_dir(run / "models")
     base_tok = None
     for name in cfg.model_names():
@@ -168,7 +175,7 @@ def run_cache(run: Path, cfg: PairRunConfig, force: bool) -> None:
     prompts = [render_prompt(p.question, cfg.task, base_tok) for p in problems]
     gens = {m: b["generations"] for m, b in behavior.items()}
     ids, labels = token_set(base_tok, texts(problems, prompts, gens, cfg.task, cfg.cache.texts, cfg.seed),
-                            cfg.features.words)
+                            cfg.cache.words)
     for name in cfg.model_names():
         t0 = time.perf_counter()
         out = run / "activations" / name
@@ -178,7 +185,7 @@ def run_cache(run: Path, cfg: PairRunConfig, force: bool) -> None:
         model, _ = load_model(cfg, name)
         spec = cfg.spec(name)
         prov = provenance(spec.path, model) | {"name": name, "task": to_dict(cfg.task), "seed": cfg.seed,
-                                              "texts": cfg.cache.texts, "words": cfg.features.words}
+                                              "texts": cfg.cache.texts, "words": cfg.cache.words}
         meta = write_cache(model, ids, labels, out, cfg.cache.write, prov, overwrite=True)
         if rank == 0:
             _log(f"  cache {name}: {meta['n_rows']} rows x {len(meta['hooks'])} hooks "
@@ -268,12 +275,12 @@ def _evaluate_saes(run: Path, cfg: PairRunConfig, tmp: Path) -> None:
 
 # ---- features and steering ----------------------------------------------------------------
 def run_features(run: Path, cfg: PairRunConfig, force: bool) -> None:
+    import torch
+
     from experiments.pairs.analysis import causal_in_base, gold_items, latent_scores
     from experiments.tasks.text import render_prompt
     from features.latent_stats import matched_random_latents
     from sae.load import load_sae_folder
-
-    import torch
 
     tmp = _out_dir(run / "features")
     problems = _problems(cfg)
@@ -281,7 +288,7 @@ def run_features(run: Path, cfg: PairRunConfig, force: bool) -> None:
         t0 = time.perf_counter()
         sae = load_sae_folder(run / "saes" / name, cfg.device)
         record = {"model": name, "hook": cfg.sae.hook, **latent_scores(sae, run / "activations" / name, cfg.sae.hook,
-                                                                       cfg.features)}
+                                                                       cfg.features, cfg.cache.words)}
         if name == "base" and record["top"]:
             model, tok = load_model(cfg, name)
             clean, _, answers = gold_items(problems, [render_prompt(p.question, cfg.task, tok) for p in problems],
@@ -355,11 +362,13 @@ TEXT_TASK = ("experiments.tasks.text", "experiments.pairs.config")
 SCORING = ("features.reason_score", "features.latent_stats", "features.steer", "experiments.pairs.analysis")
 
 PAIR_STAGES = [
-    Stage("models", ("models",), lambda run, cfg: [], _model_files, run_models, code=("activations.models",)),
+    # cache and sae: the models stage checks that sae.hook is cached (its outputs do not change)
+    Stage("models", ("models", "cache", "sae"), lambda run, cfg: [], _model_files, run_models,
+          code=("activations.models",)),
     Stage("behavior", ("models", "task", "behavior"), _model_files, _behavior_files, run_behavior,
           code=(*TEXT_TASK, "experiments.pairs.behavior", "activations.generate", "activations.models"),
           distributed=True),
-    Stage("cache", ("models", "task", "cache", "features"), lambda run, cfg: _model_files(run, cfg) + _behavior_files(
+    Stage("cache", ("models", "task", "cache"), lambda run, cfg: _model_files(run, cfg) + _behavior_files(
         run, cfg), _cache_files, run_cache, code=(*TEXT_TASK, "experiments.pairs.tokens", "activations.cache"),
           distributed=True),
     Stage("sae", ("models", "sae"), _cache_files, _sae_files, run_sae, code=("sae", "experiments.sae_suite"),
