@@ -97,7 +97,7 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     assert capsys.readouterr().out.count("up to date, skipped") == 7
 
 
-def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path):
+def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
     """Caching (shards split between ranks) and SAE training (one model per rank) under
     torchrun with gloo give the same caches and SAEs as one process, bit for bit."""
     from safetensors.torch import load_file
@@ -125,6 +125,10 @@ def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path):
     assert ranks == {0, 1}
     strip = lambda p: (p / "report.md").read_text().split("\n", 1)[1]  # noqa: E731 (title names the run)
     assert strip(one) == strip(two)
+    # the organisms' browser and figures say they do not read pair runs
+    for cmd in (["browse", str(one), "--out", str(tmp_path / "b")], ["figures", str(one)]):
+        assert main(cmd) == 2
+    assert f"{one} is a model-pair run; the browser and figure commands read organism runs only" in capsys.readouterr().err
 
 
 def test_bf16_weights_cache_and_autocast_match_float32(qwen_pair, tmp_path):

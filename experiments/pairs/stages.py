@@ -24,7 +24,7 @@ from pathlib import Path
 
 from activations.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pairs.config import PairRunConfig
-from experiments.distributed import dist_barrier, dist_rank_world
+from experiments.distributed import broadcast, dist_barrier, dist_rank_world
 from experiments.pipeline import Stage
 
 
@@ -287,8 +287,10 @@ def run_features(run: Path, cfg: PairRunConfig, force: bool) -> None:
     for name in cfg.model_names():
         t0 = time.perf_counter()
         sae = load_sae_folder(run / "saes" / name, cfg.device)
-        record = {"model": name, "hook": cfg.sae.hook, **latent_scores(sae, run / "activations" / name, cfg.sae.hook,
-                                                                       cfg.features, cfg.cache.words)}
+        # one pass over the cache on rank 0, not one per rank; the ablation below is split
+        scores = latent_scores(sae, run / "activations" / name, cfg.sae.hook, cfg.features, cfg.cache.words) \
+            if dist_rank_world()[0] == 0 else None
+        record = {"model": name, "hook": cfg.sae.hook, **broadcast(scores)}
         if name == "base" and record["top"]:
             model, tok = load_model(cfg, name)
             clean, _, answers = gold_items(problems, [render_prompt(p.question, cfg.task, tok) for p in problems],
