@@ -371,10 +371,15 @@ class FiguresArgs:
 
 def cmd_figures(args: FiguresArgs) -> int | None:
     from experiments.figures import redraw_run
-    from experiments.stages import load_run_dir, require_stages
+    from experiments.runconfig import load_any_config
+    from experiments.stages import require_stages
 
     run = Path(args.run)
-    require_stages(run, load_run_dir(run), ["figures"], "redrawing the figures")
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); create one with "
+                                f"saelab run --config default --out {run}")
+    cfg, _, stages = load_any_config(run / "config.yaml")
+    require_stages(run, cfg, ["figures"], "redrawing the figures", stages)
     same = redraw_run(run / "figures", check=args.check)
     for name, ok in same.items():
         print(f"  {name}: {'same pixels' if ok else 'DIFFERENT pixels'}")

@@ -232,7 +232,9 @@ def all_figures() -> dict[str, Callable[[dict], object]]:
     out: dict[str, Callable] = {n: (lambda d, n=n: _behaviour_figure(n, d)) for n in FIGURES}
     out |= {n: (lambda d, n=n: sae_figure(n, d)) for n in SAE_FIGURES}
     out |= {n: (lambda d, n=n: elicit_figure(n, d)) for n in ELICIT_FIGURES}
-    return out
+    from experiments.pairs.figures import PAIR_FIGURES
+
+    return out | PAIR_FIGURES
 
 
 def render_figure(name: str, data: dict):

@@ -267,14 +267,15 @@ def load_run_dir(run: Path) -> RunConfig:
                                 f"saelab run --config default --out {run}")
     data = load_yaml(path)
     if "models" in data:
-        raise ValueError(f"{run} is a model-pair run; the browser and figure commands read organism runs only "
+        raise ValueError(f"{run} is a model-pair run; the browser reads organism runs only "
                          f"(its report is {run}/report.md)")
     return from_dict(RunConfig, data, str(path))
 
 
-def require_stages(run: Path, cfg: RunConfig, names: list[str], why: str) -> None:
-    """Refuse, naming the stage to run, when a stage's outputs are missing from `run`."""
-    by_name = {s.name: s for s in STAGES}
+def require_stages(run: Path, cfg: RunConfig, names: list[str], why: str, stages: list | None = None) -> None:
+    """Refuse, naming the stage to run, when a stage's outputs are missing from `run`
+    (`stages`: the run's stage list; default the organisms')."""
+    by_name = {s.name: s for s in stages or STAGES}
     for name in names:
         missing = [p for p in by_name[name].outputs(run, cfg) if not p.exists()]
         if missing:

@@ -62,7 +62,7 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     assert main(["run", "--config", str(pair_config(tmp_path, pair)), "--out", str(run)]) == 0
     assert torch.get_num_threads() == threads  # the config's `threads: 1` is for the run only
     manifest = json.loads((run / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["models", "behavior", "cache", "sae", "features", "steer", "report"]
+    assert list(manifest["stages"]) == ["models", "behavior", "cache", "sae", "features", "steer", "figures", "report"]
 
     for m in ("base", "perturbed"):
         rec = json.loads((run / "behavior" / f"{m}.json").read_text())
@@ -91,10 +91,15 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     md = (run / "report.md").read_text()
     for section in ("## Behaviour", "## SAEs", "## Reasoning latents", "## Steering"):
         assert section in md
+    # the figures redraw from their data alone, pixel for pixel
+    fig = json.loads((run / "figures" / "pair_steering.json").read_text())
+    assert fig["variants"]["perturbed"]["conditions"] == ["base", "perturbed", "reasoning x4", "random x4"]
+    assert main(["figures", str(run), "--check"]) == 0
+    assert "checked 2 figures" in capsys.readouterr().err
 
     capsys.readouterr()
     assert main(["run", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
-    assert capsys.readouterr().out.count("up to date, skipped") == 7
+    assert capsys.readouterr().out.count("up to date, skipped") == 8
 
 
 def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
@@ -125,10 +130,9 @@ def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
     assert ranks == {0, 1}
     strip = lambda p: (p / "report.md").read_text().split("\n", 1)[1]  # noqa: E731 (title names the run)
     assert strip(one) == strip(two)
-    # the organisms' browser and figures say they do not read pair runs
-    for cmd in (["browse", str(one), "--out", str(tmp_path / "b")], ["figures", str(one)]):
-        assert main(cmd) == 2
-    assert f"{one} is a model-pair run; the browser and figure commands read organism runs only" in capsys.readouterr().err
+    # the organisms' browser says it does not read pair runs
+    assert main(["browse", str(one), "--out", str(tmp_path / "b")]) == 2
+    assert f"{one} is a model-pair run; the browser reads organism runs only" in capsys.readouterr().err
 
 
 def test_bf16_weights_cache_and_autocast_match_float32(qwen_pair, tmp_path):

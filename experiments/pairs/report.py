@@ -51,7 +51,7 @@ def render_markdown(report: dict, title: str) -> str:
     out = [f"# {title}", "", "Models: " + "; ".join(f"**{m}** `{r['path']}` ({r['model_type']})"
                                                     for m, r in report["models"].items()), "",
            f"Task: `{report['task']['path']}`, {report['task']['problems']} problems; seed {report['seed']}.", "",
-           "## Behaviour", "", "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+           "## Behaviour", "", "![behaviour](figures/pair_behavior.png)", "", "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     rows = [("accuracy", lambda b: b["accuracy"]), ("answered", lambda b: b["answered"]),
             ("abstention", lambda b: b["abstention"]), ("CoT tokens", lambda b: b["cot_tokens"]),
             ("CoT steps", lambda b: b["cot_steps"]), ("InfoGain per step (nats)", lambda b: _v(b["info_gain_per_step"], 3)),
@@ -86,7 +86,7 @@ def render_markdown(report: dict, title: str) -> str:
             out.append(f"  - ablated in the base: log p(gold answer | gold CoT) {_v(c['plain'], 3)}; change with the top "
                        f"latents {_v(c.get('top'), 3)}, with as many frequency-matched random latents "
                        f"{_v(c.get('random'), 3)}")
-    out += ["", "## Steering", ""]
+    out += ["", "## Steering", "", "![steering](figures/pair_steering.png)", ""]
     for v, s in report["steering"].items():
         out.append(f"**{v}** (latents of the {s['steer_sae']} SAE: {s['latents']}; random control: {s['random_control']})")
         if "skipped" in s:

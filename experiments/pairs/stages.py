@@ -6,13 +6,14 @@
     sae         saes/<name>/, eval.json     trained (one model per rank) or loaded [all torchrun ranks]
     features    features/<name>.json        ReasonScore on reasoning words; ablation in the base [all ranks]
     steer       steering/<variant>.json     clamp the reasoning latents in each variant [all ranks]
+    figures     figures/<fig>.png + .json   behaviour and steering, redrawn by `saelab figures RUN`
     report      report.json, report.md
 
 Under torchrun the stages marked [all ranks] split their work between the ranks: the cache
 its shards, the SAEs their models, and the behaviour, features and steer stages every
 generation and scoring call (`experiments.distributed.split_map`: every rank builds the same
-prompts, each runs its slice, all get the results; rank 0 writes). The models and report
-stages run on rank 0 while the rest wait (see `experiments.pipeline`).
+prompts, each runs its slice, all get the results; rank 0 writes). The models, figures
+and report stages run on rank 0 while the rest wait (see `experiments.pipeline`).
 """
 
 from __future__ import annotations
@@ -349,7 +350,24 @@ def run_steer(run: Path, cfg: PairRunConfig, force: bool) -> None:
     _finish(tmp, run / "steering")
 
 
-# ---- report -----------------------------------------------------------------------------
+# ---- figures and report --------------------------------------------------------------------
+FIGURE_NAMES = ("pair_behavior", "pair_steering")
+
+
+def _figure_files(run: Path, cfg: PairRunConfig) -> list[Path]:
+    return [run / "figures" / f"{n}.{ext}" for n in FIGURE_NAMES for ext in ("png", "json")]
+
+
+def run_figures(run: Path, cfg: PairRunConfig, force: bool) -> None:
+    from experiments.pairs.figures import draw_pair_figures
+
+    tmp = temp_dir(run / "figures")
+    behavior = {m: b["metrics"] for m, b in load_behavior(run, cfg).items()}
+    steering = {v: json.loads(p.read_text()) for v, p in zip(cfg.models.variants, _steer_files(run, cfg))}
+    draw_pair_figures(behavior, steering, tmp)
+    replace_dir(tmp, run / "figures")
+
+
 def run_report(run: Path, cfg: PairRunConfig, force: bool) -> None:
     from experiments.pairs.report import build_report, render_markdown
 
@@ -380,7 +398,10 @@ PAIR_STAGES = [
     Stage("steer", ("models", "task", "behavior", "sae", "features"), lambda run, cfg: _feature_files(run, cfg) + _sae_files(
         run, cfg), _steer_files, run_steer, code=(*TEXT_TASK, *SCORING, "experiments.pairs.behavior"),
           distributed=True),
+    Stage("figures", ("models",), lambda run, cfg: _behavior_files(run, cfg) + _steer_files(run, cfg), _figure_files,
+          run_figures, code=("experiments.pairs.figures", "experiments.figures")),
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"] + _feature_files(
-        run, cfg) + _steer_files(run, cfg), lambda run, cfg: [run / "report.json", run / "report.md"], run_report,
-          code=("experiments.pairs.report",)),
+        run, cfg) + _steer_files(run, cfg) + _figure_files(run, cfg), lambda run, cfg: [run / "report.json",
+                                                                                         run / "report.md"],
+          run_report, code=("experiments.pairs.report",)),
 ]
