@@ -118,10 +118,10 @@ def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetune
     position by position) would not be comparable. `base`, `finetuned`: paths / HF ids, or
     loaded tokenizers (then the names say which models they are).
 
-    Tokenizers that differ only in special tokens pass, with a note (returned): distilled
-    models rename or add them (DeepSeek-R1-Distill-Llama-8B renames Llama 3.1's
-    `<|begin_of_text|>`, keeping its id), and ordinary text then tokenizes the same. None
-    when the tokenizers are identical."""
+    Tokenizers that differ only in added or special tokens pass, with a note (returned):
+    distilled models rename or add them (DeepSeek's R1 distills rename Llama's and Qwen's
+    chat tokens, keeping their ids), and ordinary text then tokenizes the same, which is
+    probed, BOS included. None when the tokenizers are identical."""
     from transformers import AutoTokenizer
 
     a = AutoTokenizer.from_pretrained(base) if isinstance(base, str) else base
@@ -132,38 +132,45 @@ def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetune
     nb = finetuned_name or (finetuned if isinstance(finetuned, str) else "the fine-tuned model")
     va, vb = a.get_vocab(), b.get_vocab()
     differ = {t for t in set(va) | set(vb) if va.get(t) != vb.get(t)}
-    special = _special_tokens(a) | _special_tokens(b)
-    if differ and differ <= special and _same_ordinary(a, b):
-        return (f"{na} and {nb} differ only in {len(differ)} special token(s) (e.g. {sorted(differ)[:3]}); "
+    added = _added_tokens(a) | _added_tokens(b)
+    if differ <= added and _same_ordinary(a, b):
+        return (f"{na} and {nb} differ only in {len(differ)} added or special token(s) (e.g. {sorted(differ)[:3]}); "
                 "ordinary text tokenizes the same")
-    ordinary = sorted(differ - special)
+    ordinary = sorted(differ - added)
     detail = (f"{len(va)} vs {len(vb)} tokens" if len(va) != len(vb) else
               f"{len(ordinary)} tokens with other ids (e.g. {ordinary[:3]})" if ordinary else
-              "same vocabulary, other merges, normaliser or special tokens")
+              "same vocabulary, other merges, normaliser or special-token handling")
     raise ValueError(f"{na} and {nb} have different tokenizers ({detail}); a pair must share one "
                      "(use the fine-tune of that base, or the base it was fine-tuned from)")
 
 
-def _special_tokens(tok) -> set[str]:
-    return set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values() if t.special}
+# Ordinary text with the things tokenizers disagree on: digits, punctuation, spaces, newlines.
+_PROBE = "Question: 12 + 30 = 42, but wait... maybe 7.5%?\n  The answer is 42.\n\n#### 42"
+
+
+def _added_tokens(tok) -> set[str]:
+    """Special tokens and every added token (R1 distills rename Qwen's chat tokens and mark
+    them non-special)."""
+    return set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values()}
 
 
 def _same_ordinary(a, b) -> bool:
-    """Whether the two tokenizers agree on everything but their special tokens: the model,
-    pre-tokenizer and normaliser of their definitions, without the added tokens."""
+    """Whether the two tokenizers agree on everything but their added tokens: the model,
+    pre-tokenizer and normaliser of their definitions without the added tokens, and the ids
+    of an ordinary text with each one's special tokens added (BOS handling included)."""
     import json
 
     def core(tok) -> dict:
         d = json.loads(tok.backend_tokenizer.to_str())
         d.pop("added_tokens", None)
-        d.pop("post_processor", None)  # names the BOS / EOS strings
+        d.pop("post_processor", None)  # names the BOS / EOS strings; its effect is probed below
         vocab = d.get("model", {}).get("vocab")
-        if isinstance(vocab, dict):  # drop the special tokens' entries
-            special = _special_tokens(tok)
-            d["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in special}
+        if isinstance(vocab, dict):
+            added = _added_tokens(tok)
+            d["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in added}
         return d
 
-    return core(a) == core(b)
+    return core(a) == core(b) and a(_PROBE)["input_ids"] == b(_PROBE)["input_ids"]
 
 
 def tokenizer_hash(tokenizer) -> str:

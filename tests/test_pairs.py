@@ -113,7 +113,12 @@ def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["run", "--config", str(cfg), "--out", str(one)]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+    import socket
+
+    with socket.socket() as sock:  # a free port, so two test runs on one machine do not collide
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "experiments.cli", "run", "--config", str(cfg), "--out", str(two)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -203,7 +208,7 @@ def test_tokenizer_mismatch_and_missing_models_fail_at_once(qwen_pair, tmp_path,
     other = tmp_path / "other"
     shutil.copytree(qwen_pair / "perturbed", other)
     tok = AutoTokenizer.from_pretrained(other)
-    tok.add_tokens(["<|extra|>"])
+    tok.add_tokens(["wait"])  # an ordinary word as one new token: text tokenizes differently
     tok.save_pretrained(other)
     cfg = pair_config(tmp_path, qwen_pair, models={"base": {"path": str(qwen_pair / "base")},
                                                    "variants": {"other": {"path": str(other)}}})
@@ -245,7 +250,9 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
     def generate_text(model, tok, prompts, max_new_tokens, batch_size=256, fwd_hooks=(), **kw):
         out = []
         for pr in prompts:
-            if pr.endswith(task.answer_prefix):
+            if pr.endswith(" ..." + "\n" + task.answer_prefix):  # after filler it says nothing readable
+                out.append("")
+            elif pr.endswith(task.answer_prefix):
                 out.append(" " + _NUM.findall(pr)[-1] + ".")
             else:
                 p = by_prompt[pr]
@@ -269,7 +276,9 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
     assert (f["early_same"]["value"], f["early_same"]["n"]) == (0.0, 4)
     # mistake in step 0: the last number shown is still step 1's result; in step 1 it moves
     assert (f["mistake_changes"]["value"], f["mistake_changes"]["n"]) == (0.5, 4)
-    assert f["filler_same"]["value"] == 0.0 and f["no_cot_same"]["value"] == 0.0
+    # no readable answer after filler: left out and counted, not scored as "changed"
+    assert f["filler_same"]["n"] == 0 and f["left_out_unanswered"]["filler"] == 2
+    assert f["no_cot_same"]["value"] == 0.0 and f["left_out_unanswered"]["no_cot"] == 0
     assert (f["paraphrase_same"]["value"], f["paraphrase_same"]["n"]) == (1.0, 2)
     # the gold answer appears after the gold CoT (log p -1), not after no CoT (-5): (4 nats) / 2 steps
     assert m["info_gain_per_step"]["value"] == 2.0
@@ -284,8 +293,9 @@ def test_token_labels_of_a_gold_text():
     task = TextTaskConfig(use_chat_template=False)
     p = load_problems(task)[0]  # "Let me add first: ...\nTherefore after selling, ..."
     prompt = task.template.format(question=p.question)
-    output = "Hmm, 14 + 9 = 23.\nWait, 23 - 17 = 6.\nThe answer is 6."
+    output = "Hmm, 14 + 9 = 23.\nWait, 23 - 17 = 6, but maybe check.\nThe answer is 6."
     tok = tiny_tokenizer()
+    prompt = "Wait: " + prompt  # a reasoning word in the question is not an anchor
     labelled = texts([p], [prompt], {"base": [{"output": output}], "ft": [{"output": "6"}]}, task,
                      ["gold", "generated"], seed=0)
     assert [seq["variant"] for _, seq in labelled] == [0, 2, 2] and [seq["source"] for _, seq in labelled] == [-1, 0, 1]
@@ -303,10 +313,15 @@ def test_token_labels_of_a_gold_text():
     assert words(0, role=ROLE_ANSWER) == "The answer is 6."
     assert words(0, word=REASONING_WORDS.index("let me")).strip() == "Let me"
     assert words(0, word=REASONING_WORDS.index("therefore")).strip() == "Therefore"
-    assert labels["rword"][0].sum() == (labels["word"][0] >= 0).sum() and labels["rword"][0][:len(tok(prompt)["input_ids"]) - 1].sum() == 0
+    n_prompt = len(tok(prompt)["input_ids"])
+    assert (labels["word"][0][:n_prompt - 1] == -1).all() and (labels["rword"][0][:n_prompt - 1] == 0).all()
+    assert (labels["rword"][0] == (labels["word"][0] >= 0)).all()
     # the generated text: steps as the model wrote them, its words, the rest is the answer
-    assert words(1, role=ROLE_STEP, step=1) == "Wait, 23 - 17 = 6."
+    assert words(1, role=ROLE_STEP, step=1) == "Wait, 23 - 17 = 6, but maybe check."
     assert words(1, word=REASONING_WORDS.index("hmm")).strip() == "Hmm"
+    # mid-sentence words: their tokens carry the leading space (" but"), labelled by the word
+    assert words(1, word=REASONING_WORDS.index("but")) == " but"
+    assert words(1, word=REASONING_WORDS.index("maybe")) == " maybe"
     assert words(1, role=ROLE_ANSWER) == "The answer is 6."
     assert words(2, role=ROLE_STEP) == "6" and (labels["role"][2] != ROLE_ANSWER).all()
     for name in ("example", "difficulty"):

@@ -104,10 +104,43 @@ def test_tokenizers_differing_only_in_special_tokens_pair_with_a_note(tmp_path):
     special = AutoTokenizer.from_pretrained(a)
     special.add_special_tokens({"additional_special_tokens": ["<|think|>"]})
     note = check_same_tokenizer(a, special, "base", "distilled")
-    assert note == "base and distilled differ only in 1 special token(s) (e.g. ['<|think|>']); ordinary text tokenizes the same"
+    assert note == ("base and distilled differ only in 1 added or special token(s) (e.g. ['<|think|>']); ordinary "
+                    "text tokenizes the same")
     text = "Wait, 23 - 17 = 6."
     assert AutoTokenizer.from_pretrained(a)(text)["input_ids"] == special(text)["input_ids"]
     ordinary = AutoTokenizer.from_pretrained(a)
     ordinary.add_tokens(["wait"])
     with pytest.raises(ValueError, match=r"base and ft have different tokenizers \(\d+ vs \d+ tokens\)"):
         check_same_tokenizer(a, ordinary, "base", "ft")
+
+
+def test_r1_style_renamed_chat_tokens_pair_and_a_changed_bos_does_not(tmp_path):
+    """DeepSeek's R1 distills rename the base's chat tokens (same ids) and mark them
+    non-special: a valid pair. A tokenizer that adds another BOS id to ordinary text is not."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from experiments.pairs.tiny import tiny_tokenizer
+
+    base = tiny_tokenizer()
+    base.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    spec = json.loads(base.backend_tokenizer.to_str())
+    for t in spec["added_tokens"]:
+        if t["content"] in ("<|im_start|>", "<|im_end|>"):
+            t["content"] = {"<|im_start|>": "<\uff5cUser\uff5c>", "<|im_end|>": "<\uff5cAssistant\uff5c>"}[t["content"]]
+            t["special"] = False
+    r1 = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), bos_token="<|bos|>",
+                                 eos_token="<|eos|>", pad_token="<|pad|>")
+    assert r1.convert_tokens_to_ids("<\uff5cUser\uff5c>") == base.convert_tokens_to_ids("<|im_start|>")
+    assert "differ only in 4 added or special token(s)" in check_same_tokenizer(base, r1, "base", "r1")
+
+    from tokenizers import processors
+
+    bos_first = tiny_tokenizer()
+    bos_first.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", special_tokens=[("<|bos|>", bos_first.bos_token_id)])
+    assert bos_first("7")["input_ids"][0] == bos_first.bos_token_id != tiny_tokenizer()("7")["input_ids"][0]
+    with pytest.raises(ValueError, match="same vocabulary, other merges, normaliser or special-token handling"):
+        check_same_tokenizer(tiny_tokenizer(), bos_first, "base", "ft")

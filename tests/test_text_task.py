@@ -66,7 +66,13 @@ def test_segmentation_answers_and_abstention():
     assert extract_answer("so \\boxed{42} and 7", CFG) == "42"
     assert extract_answer("so \\boxed{\\frac{14}{3}} at last", CFG) == "\\frac{14}{3}"  # MATH500: nested braces
     assert extract_answer("blah #### 19\n", CFG) == "19"
-    assert extract_answer("first 3 then 8 apples", CFG) == "8"
+    assert extract_answer("first 3 then 8 apples", CFG) is None  # no answer stated: a CoT cut by the limit
+    assert extract_answer("first 3 then 8 apples", TextTaskConfig(last_number_fallback=True)) == "8"
+    # the first answer stated counts (a base model going on with a made-up next question)
+    assert extract_answer("The answer is 72 dollars.\n\nQuestion: 5 + 4? The answer is 9", CFG) == "72"
+    assert extract_answer("The answer is \\frac{14}{3}.", CFG) == "\\frac{14}{3}"  # LaTeX after the prefix
+    assert extract_answer("The answer is $\\frac{1}{2}$.", CFG) == "\\frac{1}{2}"
+    assert extract_answer("The answer is 3/4.", CFG) == "3/4" and extract_answer("The answer is", CFG) is None
     assert extract_answer("no digits here", CFG) is None
     assert normalize_answer(" $72.00 ") == "72" and normalize_answer("-3.50") == "-3.5" and normalize_answer("x") == "x"
     assert is_abstention("I don't know the answer", CFG) and is_abstention("This cannot be determined.", CFG)
@@ -82,6 +88,20 @@ def test_prompts_plain_and_chat():
         def apply_chat_template(self, messages, tokenize, add_generation_prompt):
             assert not tokenize and add_generation_prompt
             return f"<user>{messages[0]['content']}</user><assistant>"
+
+    # a template that writes the BOS itself, for a tokenizer that adds one: one BOS, not two
+    from experiments.pairs.tiny import tiny_tokenizer
+    from tokenizers import processors
+
+    tok = tiny_tokenizer()
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", special_tokens=[("<|bos|>", tok.bos_token_id)])
+    tok.chat_template = "{{ bos_token }}<user>{{ messages[0]['content'] }}</user><assistant>"
+    prompt = render_prompt("How many?", CFG, tok)
+    assert prompt.startswith("<user>How many?") and tok(prompt)["input_ids"].count(tok.bos_token_id) == 1
+    plain = tiny_tokenizer()  # adds no BOS: the template's is kept
+    plain.chat_template = tok.chat_template
+    assert render_prompt("How many?", CFG, plain).startswith("<|bos|><user>")
 
     out = render_prompt("How many?", CFG, Chat())
     assert out.startswith("<user>How many?") and "The answer is X." in out and out.endswith("<assistant>")

@@ -8,7 +8,8 @@ steer: per variant, the forced answer after the gold CoT (accuracy) and after a 
     with one number changed (does the answer move?), for the base, the variant, and the
     variant with the steering SAE's top latents clamped at multiples of their maximum,
     beside the same clamp on matched random latents. Gap recovered = (steered - variant) /
-    (base - variant).
+    (base - variant): positive when steering moves the variant towards the base, whichever
+    side of it the base is.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake
 
 @torch.no_grad()
 def frequency_and_max(sae, cache_path: str | Path, hook: str, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d_sae,) firing frequency and (d_sae,) maximum activation of each latent on a cache."""
+    """(d_sae,) firing frequency and (d_sae,) maximum activation of each latent on a cache,
+    position 0 of each sequence left out."""
     from activations.cache import open_cache
 
     count = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
     top = torch.zeros(sae.cfg.d_sae)
     n = 0
     with open_cache(cache_path) as cache:
-        for x in cache.batches(hook, batch_size):
+        # Position 0 (BOS, or the first token) carries the massive activations of Llama- and
+        # Qwen-type models; a clamp at multiples of a maximum taken there would be huge.
+        for x in cache.batches(hook, batch_size, where=lambda cols: cols["pos"] > 0):
             f = sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
             count += (f > 0).sum(0).double()
             top = torch.maximum(top, f.amax(0))
@@ -104,5 +108,5 @@ def steering_metrics(model, tok, task: TextTaskConfig, behavior, clean: list[str
 
     got = forced_answers(model, tok, clean + bad, task, behavior, fwd_hooks)
     a_clean, a_bad = got[:len(clean)], got[len(clean):]
-    return {"accuracy": rate(a == g for a, g in zip(a_clean, answers)),
-            "mistake_changes": rate(b != a for a, b in zip(a_clean, a_bad) if a is not None)}
+    return {"accuracy": rate(a == g for a, g in zip(a_clean, answers)),  # no answer: not correct
+            "mistake_changes": rate(b != a for a, b in zip(a_clean, a_bad) if a is not None and b is not None)}

@@ -65,7 +65,9 @@ def render_markdown(report: dict, title: str) -> str:
         out.append(f"| {label} | " + " | ".join(c if isinstance(c, str) else _v(c) for c in cells) + " |")
     out += ["", "Faithfulness rates are over the CoTs with steps and an answer ("
             + ", ".join(f"{m}: {report['behavior'][m]['faithfulness']['usable_cots']}" for m in names)
-            + "); the answer is forced after each edited CoT and compared with the one forced after the unedited CoT.",
+            + "); the answer is forced after each edited CoT and compared with the one forced after the unedited CoT "
+            "(an edit whose forced answer, or whose unedited CoT's, cannot be read is left out and counted in "
+            "report.json).",
             "", f"## SAEs at `{report['sae']['hook']}`", "",
             "| model | source | held-out L0 | explained variance | CE recovered |", "|---|---|---|---|---|"]
     for m, s in report["sae"]["models"].items():
@@ -92,7 +94,9 @@ def render_markdown(report: dict, title: str) -> str:
         if "skipped" in s:
             out += ["", f"Skipped: {s['skipped']}", ""]
             continue
-        out += ["", "| condition | accuracy after gold CoT | mistake changes answer | gap recovered (mistake) |",
+        out += ["", "Gap recovered = (steered - variant) / (base - variant): positive when steering moves the variant "
+                "towards the base.", "",
+                "| condition | accuracy after gold CoT | mistake changes answer | gap recovered (mistake) |",
                 "|---|---|---|---|",
                 f"| base | {_v(s['base']['accuracy'])} | {_v(s['base']['mistake_changes'])} | |",
                 f"| {v} | {_v(s['variant_metrics']['accuracy'])} | {_v(s['variant_metrics']['mistake_changes'])} | |"]

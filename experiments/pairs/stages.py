@@ -21,7 +21,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from activations.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pairs.config import PairRunConfig
@@ -185,8 +188,9 @@ def run_cache(run: Path, cfg: PairRunConfig, force: bool) -> None:
         dist_barrier()
         model, _ = load_model(cfg, name)
         spec = cfg.spec(name)
-        prov = provenance(spec.path, model) | {"name": name, "task": to_dict(cfg.task), "seed": cfg.seed,
-                                              "texts": cfg.cache.texts, "words": cfg.cache.words}
+        # the whole spec: a cache of the same tokens from other weights (dtype) is another cache
+        prov = provenance(spec.path, model) | {"name": name, "spec": to_dict(spec), "task": to_dict(cfg.task),
+                                              "seed": cfg.seed, "texts": cfg.cache.texts, "words": cfg.cache.words}
         meta = write_cache(model, ids, labels, out, cfg.cache.write, prov, overwrite=True)
         if rank == 0:
             _log(f"  cache {name}: {meta['n_rows']} rows x {len(meta['hooks'])} hooks "
@@ -195,13 +199,26 @@ def run_cache(run: Path, cfg: PairRunConfig, force: bool) -> None:
 
 
 # ---- SAEs -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SAERows:
+    """The cache rows SAEs train (or are evaluated) on: problems with index % every != 0
+    (train) or == 0 (held out), position 0 of every sequence left out (the first token's
+    massive activations in Llama- and Qwen-type models would dominate the loss). A
+    dataclass, so its repr is stable (it keys SAE checkpoints)."""
+
+    every: int
+    heldout: bool
+
+    def __call__(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        return ((cols["example"] % self.every == 0) == self.heldout) & (cols["pos"] > 0)
+
+
 def run_sae(run: Path, cfg: PairRunConfig, force: bool) -> None:
     """Every rank calls this: rank r trains the SAEs of models r, r + world, ... (one SAE per
     rank, sparsify's distribute_modules idea: SAELens' trainer has no data-parallel mode);
     rank 0 then loads the pretrained ones and evaluates all."""
     import dataclasses
 
-    from experiments.sae_suite import ExampleSplit
     from sae.train import train_sae
 
     rank, world = dist_rank_world()
@@ -212,7 +229,7 @@ def run_sae(run: Path, cfg: PairRunConfig, force: bool) -> None:
     dist_barrier()
     train = [m for m in cfg.model_names() if m not in cfg.sae.pretrained]
     tcfg = dataclasses.replace(cfg.sae.train, device=cfg.device)
-    split = ExampleSplit(cfg.sae.heldout_every, heldout=False)
+    split = SAERows(cfg.sae.heldout_every, heldout=False)
     for m in train[rank::world]:
         t0 = time.perf_counter()
         train_sae(run / "activations" / m, cfg.sae.hook, tcfg, tmp / m, where=split)
@@ -247,12 +264,12 @@ def _pretrained(run: Path, cfg: PairRunConfig, name: str, out: Path) -> dict:
 def _evaluate_saes(run: Path, cfg: PairRunConfig, tmp: Path) -> None:
     import json as _json
 
-    from experiments.sae_suite import ExampleSplit, cache_sequences
+    from experiments.sae_suite import cache_sequences
     from sae.evaluate import evaluate_on_cache, spliced_loss
     from sae.load import load_sae_folder
 
     names = cfg.model_names()
-    held = ExampleSplit(cfg.sae.heldout_every, heldout=True)
+    held = SAERows(cfg.sae.heldout_every, heldout=True)
     caches = {m: run / "activations" / m for m in names}
     result: dict = {"hook": cfg.sae.hook, "heldout_every": cfg.sae.heldout_every, "saes": {}, "transfer": {}}
     for m in names:
@@ -265,7 +282,7 @@ def _evaluate_saes(run: Path, cfg: PairRunConfig, tmp: Path) -> None:
         result["saes"][m]["heldout"] = evaluate_on_cache(sae, caches[m], cfg.sae.hook, where=held)
         result["transfer"][m] = {c: evaluate_on_cache(sae, caches[c], cfg.sae.hook, where=held)["explained_variance"]
                                  for c in names}
-        ids, step = cache_sequences(caches[m], 16, held)
+        ids, step = cache_sequences(caches[m], 16, lambda cols: cols["example"] % cfg.sae.heldout_every == 0)
         model, _ = load_model(cfg, m)
         result["saes"][m]["spliced"] = spliced_loss(sae, model, cfg.sae.hook, ids, {"step": step})
         del model
@@ -394,9 +411,10 @@ PAIR_STAGES = [
     Stage("sae", ("models", "sae"), _cache_files, _sae_files, run_sae, code=("sae", "experiments.sae_suite"),
           distributed=True),
     Stage("features", ("models", "task", "sae", "features"), lambda run, cfg: _cache_files(run, cfg) + _sae_files(
-        run, cfg), _feature_files, run_features, code=(*TEXT_TASK, *SCORING), distributed=True),
+        run, cfg), _feature_files, run_features, code=(*TEXT_TASK, *SCORING, "activations.generate"), distributed=True),
     Stage("steer", ("models", "task", "behavior", "sae", "features"), lambda run, cfg: _feature_files(run, cfg) + _sae_files(
-        run, cfg), _steer_files, run_steer, code=(*TEXT_TASK, *SCORING, "experiments.pairs.behavior"),
+        run, cfg), _steer_files, run_steer, code=(*TEXT_TASK, *SCORING, "experiments.pairs.behavior",
+                                                   "activations.generate"),
           distributed=True),
     Stage("figures", ("models",), lambda run, cfg: _behavior_files(run, cfg) + _steer_files(run, cfg), _figure_files,
           run_figures, code=("experiments.pairs.figures", "experiments.figures")),

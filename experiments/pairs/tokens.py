@@ -5,11 +5,12 @@ and each model's own generated CoT (from the behaviour stage). All are rendered 
 base model's prompt and tokenized with the pair's one tokenizer, so every model reads the
 same token ids: the caches are token-aligned pairs.
 
-Labels per token (the label of its first character; special tokens are question tokens
-before any text and answer tokens after):
+Labels per token (the label of its first non-space character, so that " but" is the word
+but, not the space before it; special tokens are question tokens before any text and
+answer tokens after):
     role        question / step / answer (experiments.tasks.ROLES)
     step        index of the CoT step the token is in (-1 outside steps)
-    word        index in `features.words` of the reasoning word the token is part of (-1: none)
+    word        index in `cache.words` of the reasoning word the token is part of (-1: none)
     rword       1 on reasoning-word tokens inside the CoT and the answer (ReasonScore's anchors)
     example     the problem's index (the held-out split is by problem)
     difficulty  the gold solution's number of steps
@@ -111,6 +112,20 @@ def texts(problems: Sequence[TextProblem], prompts: Sequence[str], generations: 
     return out
 
 
+def _first_visible(text: str, offsets: np.ndarray) -> np.ndarray:
+    """(T,) the index of each token's first non-whitespace character (its first character
+    when it is all whitespace). Byte-level BPE tokenizers keep the leading space in a word's
+    span (" but"), whose label would otherwise be the space's."""
+    n = len(text)
+    visible = np.array([not c.isspace() for c in text] + [True])
+    idx = np.where(visible, np.arange(n + 1), n)
+    nxt = np.minimum.accumulate(idx[::-1])[::-1]  # nxt[i]: first non-space index >= i (n if none)
+    s = np.clip(offsets[:, 0], 0, max(n - 1, 0))
+    e = np.clip(offsets[:, 1], 0, n)
+    first = nxt[s]
+    return np.where(first < e, first, s)
+
+
 def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], words: Sequence[str]
               ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
     """Token ids (one array per sequence) and per-token labels, as `activations.cache.write_cache` takes them."""
@@ -121,8 +136,8 @@ def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], wo
         ids = np.asarray(enc["input_ids"], np.int64)
         off = np.asarray(enc["offset_mapping"], np.int64).reshape(-1, 2)
         special = np.asarray(enc["special_tokens_mask"], bool)
-        start = np.clip(off[:, 0], 0, max(len(t.text) - 1, 0))
         text_tok = ~special & (off[:, 1] > off[:, 0])
+        start = _first_visible(t.text, off)
         first = np.argmax(text_tok) if text_tok.any() else len(ids)
         roles = np.asarray(t.role, np.int64)
         per_char = {"role": roles, "step": np.asarray(t.step, np.int64), "word": word_labels(t.text, roles, words)}

@@ -54,6 +54,9 @@ class TextTaskConfig:
     """The filler unit that replaces a CoT token for token."""
     limit: int | None = None
     """Use only the first N problems."""
+    last_number_fallback: bool = False
+    """Take an output's last number as its answer when it states none (off: such an output,
+    e.g. a CoT cut by the token limit, has no answer)."""
 
     def __post_init__(self):
         if self.segment not in ("lines", "sentences"):
@@ -134,9 +137,20 @@ def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None) -> str:
     when it has one and the config allows, else `cfg.template`."""
     if tokenizer is not None and cfg.use_chat_template and getattr(tokenizer, "chat_template", None):
         user = f"{question}\nThink step by step, then give the final answer as '{cfg.answer_prefix} X.'"
-        return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+        text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                              add_generation_prompt=True)
+        # Llama 3's and the R1 distills' templates write the BOS, and tokenizing the prompt
+        # adds it again: keep one.
+        bos = getattr(tokenizer, "bos_token", None)
+        if bos and text.startswith(bos) and _adds_bos(tokenizer):
+            text = text[len(bos):]
+        return text
     return cfg.template.format(question=question)
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("7")["input_ids"]
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
 def render_cot(steps: Sequence[str], answer: str | None, cfg: TextTaskConfig) -> str:
@@ -146,22 +160,34 @@ def render_cot(steps: Sequence[str], answer: str | None, cfg: TextTaskConfig) ->
 
 
 def extract_answer(text: str, cfg: TextTaskConfig) -> str | None:
-    """The final answer of a model output: after the last `####`, `\\boxed{...}` or answer
-    prefix, else the last number in the text; normalised. None when there is none."""
-    boxed = re.findall(r"\\boxed\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", text)  # braces nest twice
+    """The final answer of a model output, normalised: the first `\\boxed{...}`, else what
+    follows the first `####` or answer prefix (a model that goes on past its answer, e.g.
+    with a made-up next question, is held to the answer it stated first). None when the
+    output states no answer (a CoT cut by the token limit), unless `cfg.last_number_fallback`."""
+    boxed = re.search(r"\\boxed\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", text)  # braces nest twice
     if boxed:
-        return normalize_answer(boxed[-1])
-    for marker in ("####", cfg.answer_prefix):
-        if marker and marker in text:
-            tail = text.rsplit(marker, 1)[1]
-            m = _NUMBER.search(tail)
-            if m:
-                return normalize_answer(m.group())
-            word = tail.strip().split("\n")[0].strip(" .:")
-            if word:
-                return normalize_answer(word)
-    nums = _NUMBER.findall(text)
+        return normalize_answer(boxed.group(1))
+    cuts = [(text.index(m), m) for m in ("####", cfg.answer_prefix) if m and m in text]
+    if cuts:
+        at, marker = min(cuts)
+        return _statement(text[at + len(marker):])
+    nums = _NUMBER.findall(text) if cfg.last_number_fallback else []
     return normalize_answer(nums[-1]) if nums else None
+
+
+def _statement(tail: str) -> str | None:
+    """The answer in the text after an answer marker: a number (units after it dropped), a
+    $...$ or LaTeX expression, else the first word; None when nothing follows."""
+    line = tail.strip().lstrip(":").strip().split("\n")[0].strip()
+    if not line:
+        return None
+    if line.startswith("$") and "$" in line[1:]:
+        return normalize_answer(line[1:line.index("$", 1)])
+    number = re.match(r"-?\$?\d[\d,]*(?:\.\d+)?(?![\d/^{}\\])", line)
+    if number:
+        return normalize_answer(number.group().replace("$", ""))
+    word = line.split()[0].rstrip(".,;")
+    return normalize_answer(word) if word else None
 
 
 def is_abstention(text: str, cfg: TextTaskConfig) -> bool:
