@@ -54,6 +54,15 @@ def _padding_side(tokenizer, side: str):
         tokenizer.padding_side = old
 
 
+def _eos_ids(lm, tokenizer) -> list[int]:
+    """Every token that ends a turn: the tokenizer's EOS and the model's generation config's
+    (instruct models end turns with <|im_end|> or <|eot_id|>, not the tokenizer's EOS)."""
+    ids = [tokenizer.eos_token_id]
+    extra = getattr(getattr(lm, "generation_config", None), "eos_token_id", None)
+    ids += extra if isinstance(extra, list) else [extra]
+    return sorted({i for i in ids if i is not None})
+
+
 @torch.inference_mode()
 def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
                   temperature: float = 0.0, seed: int = 0, fwd_hooks: FwdHooks = ()) -> list[str]:
@@ -71,11 +80,11 @@ def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int,
         torch.manual_seed(seed)
     device = _device(model)
     with _padding_side(tokenizer, "left"), hooked(model, fwd_hooks) as lm:
+        eos = _eos_ids(lm, tokenizer)
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(list(prompts[i:i + batch_size]), padding=True, return_tensors="pt").to(device)
             gen = lm.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
-                              pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=tokenizer.eos_token_id)
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
             out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 

@@ -93,3 +93,14 @@ def test_continuation_logprobs_by_hand():
             logp = model(ids).logits[0].log_softmax(-1)
         want = sum(logp[t - 1, ids[0, t]].item() for t in range(ids.shape[1] - n, ids.shape[1]))
         assert abs(lp - want) < 1e-4
+
+
+def test_turn_end_tokens_of_the_generation_config_stop_generation_too():
+    from types import SimpleNamespace
+
+    from activations.generate import _eos_ids
+
+    tok = SimpleNamespace(eos_token_id=2)
+    assert _eos_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[7, 2, 5])), tok) == [2, 5, 7]
+    assert _eos_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=9)), tok) == [2, 9]
+    assert _eos_ids(SimpleNamespace(), tok) == [2]
