@@ -104,7 +104,6 @@ def run_models(run: Path, cfg: PairRunConfig, force: bool) -> None:
 
     from activations.cache.writer import expand_hooks
     from activations.models import check_available, check_same_tokenizer, tokenizer_hash, weights_hash
-
     from sae.load import check_pretrained
 
     for p in cfg.sae.pretrained.values():  # before hours of generation, not after
