@@ -67,6 +67,8 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     for m in ("base", "perturbed"):
         rec = json.loads((run / "behavior" / f"{m}.json").read_text())
         assert rec["metrics"]["accuracy"]["n"] == 20 and len(rec["generations"]) == 20
+        if arch == "qwen2":  # the demo's pair: some random CoTs have numbers, so the faithfulness path runs
+            assert rec["metrics"]["faithfulness"]["usable_cots"] == 14
         assert json.loads((run / "models" / f"{m}.json").read_text())["model_type"] == arch
     # the caches are a token-aligned pair, and their tokens are the base tokenizer's encoding
     with open_paired(run / "activations" / "base", run / "activations" / "perturbed"):
