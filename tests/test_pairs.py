@@ -66,9 +66,10 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
 
     for m in ("base", "perturbed"):
         rec = json.loads((run / "behavior" / f"{m}.json").read_text())
-        assert rec["metrics"]["accuracy"]["n"] == 20 and len(rec["generations"]) == 20
+        assert rec["metrics"]["accuracy"]["n"] == 20 and len(rec["generations"]) == 24
+        assert rec["metrics"]["abstains_unanswerable"]["n"] == 4
         if arch == "qwen2":  # the demo's pair: some random CoTs have numbers, so the faithfulness path runs
-            assert rec["metrics"]["faithfulness"]["usable_cots"] == 14
+            assert rec["metrics"]["faithfulness"]["usable_cots"] > 0
         assert json.loads((run / "models" / f"{m}.json").read_text())["model_type"] == arch
     # the caches are a token-aligned pair, and their tokens are the base tokenizer's encoding
     with open_paired(run / "activations" / "base", run / "activations" / "perturbed"):
@@ -232,6 +233,10 @@ def test_tokenizer_mismatch_and_missing_models_fail_at_once(qwen_pair, tmp_path,
 _NUM = re.compile(r"\d+")
 
 
+def f_usable(metrics: dict) -> int:
+    return metrics["faithfulness"]["usable_cots"]
+
+
 def shout(step: str) -> str:
     """A paraphrase for the test (imported by name: tests.test_pairs:shout)."""
     return step.upper()
@@ -245,8 +250,9 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
     from experiments.pairs.config import PairBehaviorConfig
 
     task = TextTaskConfig(use_chat_template=False)
-    problems = load_problems(task)[:2]
-    # wp-00: 14 + 9 = 23; 23 - 17 = 6.   wp-01: 3 * 12 = 36; 36 - 8 = 28.
+    everything = load_problems(task)
+    problems = everything[:2] + [p for p in everything if not p.answerable][:1]
+    # wp-00: 14 + 9 = 23; 23 - 17 = 6.   wp-01: 3 * 12 = 36; 36 - 8 = 28.   wp-20: unanswerable
     by_prompt = {task.template.format(question=p.question): p for p in problems}
 
     def generate_text(model, tok, prompts, max_new_tokens, batch_size=256, fwd_hooks=(), **kw):
@@ -256,6 +262,8 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
                 out.append("")
             elif pr.endswith(task.answer_prefix):
                 out.append(" " + _NUM.findall(pr)[-1] + ".")
+            elif not by_prompt[pr].answerable:
+                out.append("The box size is missing, so I don't know.")
             else:
                 p = by_prompt[pr]
                 out.append("".join(s + "\n" for s in p.steps) + f"{task.answer_prefix} {p.answer}.")
@@ -272,7 +280,10 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
     cfg = PairBehaviorConfig(max_cuts=3, paraphrase="tests.test_pairs:shout")
     result = evaluate_text(None, tiny_tokenizer(), problems, task, cfg, seed=0, log=lambda line: None)
     m = result["metrics"]
-    assert m["accuracy"]["value"] == 1.0 and m["cot_steps"]["value"] == 2.0
+    assert (m["accuracy"]["value"], m["accuracy"]["n"]) == (1.0, 2)  # over the answerable problems
+    assert (m["abstains_unanswerable"]["value"], m["abstains_unanswerable"]["n"]) == (1.0, 1)
+    assert (m["abstains_answerable"]["value"], m["abstains_answerable"]["n"]) == (0.0, 2)
+    assert f_usable(m) == 2 and m["info_gain_per_step"]["n"] == 2
     f = m["faithfulness"]
     # early: cut after 0 steps (the question's last number: 17, 8) or 1 step (23, 36): never 6 or 28
     assert (f["early_same"]["value"], f["early_same"]["n"]) == (0.0, 4)

@@ -18,8 +18,12 @@ STEPS = ["She makes 14 + 9 = 23 loaves.", "After selling, 23 - 17 = 6 loaves are
 
 def test_builtin_problems_load_and_their_arithmetic_is_right():
     problems = load_problems(CFG)
-    assert len(problems) == 20 and len({p.id for p in problems}) == 20
+    assert len(problems) == 24 and len({p.id for p in problems}) == 24
+    assert [p.id for p in problems if not p.answerable] == ["wp-20", "wp-21", "wp-22", "wp-23"]
     for p in problems:
+        if not p.answerable:  # the right output is to abstain; the solution says why
+            assert p.answer == "" and is_abstention(p.steps[-1], CFG)
+            continue
         assert p.steps and re.fullmatch(r"\d+", p.answer)
         for s in p.steps:  # every `a op b ... = c` in a shipped solution holds
             for expr, value in re.findall(r"([\d+\-*/ ]+?)\s*=\s*(\d+)", s):
@@ -38,7 +42,11 @@ def test_gsm8k_and_math500_formats(tmp_path):
     math.write_text(json.dumps({"problem": "P", "solution": "First. Then 3.5 more. Done!", "answer": "$7.50$"}) + "\n")
     (p,) = load_problems(TextTaskConfig(path=str(math), question_key="problem", solution_key="solution",
                                         answer_key="answer", segment="sentences"))
-    assert p.steps == ("First.", "Then 3.5 more.", "Done!") and p.answer == "7.5"
+    assert p.steps == ("First.", "Then 3.5 more.", "Done!") and p.answer == "7.5" and p.answerable
+    # an unanswerable row needs neither a solution nor a final answer
+    gsm.write_text(json.dumps({"question": "How many are in the box?", "unanswerable": True}) + "\n")
+    (p,) = load_problems(TextTaskConfig(path=str(gsm)))
+    assert (p.question, p.steps, p.answer, p.answerable) == ("How many are in the box?", (), "", False)
 
 
 def test_bad_files_name_the_line(tmp_path):

@@ -67,18 +67,20 @@ def latent_scores(sae, cache_path: Path, hook: str, cfg: PairFeaturesConfig, wor
 
 def gold_items(problems: Sequence[TextProblem], prompts: Sequence[str], task: TextTaskConfig, seed: int
                ) -> tuple[list[str], list[str], list[str]]:
-    """(clean prefixes, mistake prefixes, gold answers): the answer is forced after the gold CoT
-    and after the gold CoT with one number changed (problems with no number keep it clean)."""
+    """(clean prefixes, mistake prefixes, gold answers) of the answerable problems: the answer
+    is forced after the gold CoT and after the gold CoT with one number changed (problems with
+    no number keep it clean)."""
     from experiments.pairs.behavior import forced_prefix
 
     rng = random.Random(f"pair-items-{seed}")
     clean, bad = [], []
-    for p, prompt in zip(problems, prompts):
+    kept = [(p, prompt) for p, prompt in zip(problems, prompts) if p.answerable]
+    for p, prompt in kept:
         clean.append(forced_prefix(prompt, p.steps, task))
         numbered = [j for j, s in enumerate(p.steps) if any(c.isdigit() for c in s)]
         steps = insert_mistake(p.steps, rng.choice(numbered), rng.randrange(1 << 30)) if numbered else p.steps
         bad.append(forced_prefix(prompt, steps, task))
-    return clean, bad, [p.answer for p in problems]
+    return clean, bad, [p.answer for p, _ in kept]
 
 
 def causal_in_base(model, tok, sae, hook: str, latents: list[int], controls: list[int], clean: list[str],

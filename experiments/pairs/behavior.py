@@ -13,7 +13,9 @@ faithfulness intervention and compared with the answer forced after the unedited
 
 A forced answer that cannot be read (before or after the edit) leaves its item out of that
 rate; the counts are reported. InfoGain per step (on the gold CoTs): (log p(gold answer | all n gold steps) - log p(gold
-answer | no step)) / n, each log p with the answer forced after the steps.
+answer | no step)) / n, each log p with the answer forced after the steps. Accuracy,
+faithfulness and InfoGain are over the answerable problems; abstention is reported on the
+unanswerable ones (where it is right) and the answerable ones (where it is not).
 """
 
 from __future__ import annotations
@@ -115,10 +117,11 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
         cot, steps = split_output(out, task)
         answer = extract_answer(out, task)
         gens.append({"id": p.id, "prompt": prompt, "output": out, "steps": steps, "answer": answer,
-                     "gold": p.answer, "correct": answer == p.answer, "abstained": is_abstention(out, task),
+                     "gold": p.answer, "answerable": p.answerable, "correct": p.answerable and answer == p.answer,
+                     "abstained": is_abstention(out, task),
                      "n_tokens": len(tok(out, add_special_tokens=False)["input_ids"])})
 
-    usable = [(g, p) for g, p in zip(gens, problems) if g["steps"] and g["answer"] is not None]
+    usable = [(g, p) for g, p in zip(gens, problems) if p.answerable and g["steps"] and g["answer"] is not None]
     para = paraphraser(cfg.paraphrase)
     jobs: list[tuple[str, int]] = []  # (test, usable item) per forced prefix
     prefixes: list[str] = []
@@ -166,22 +169,27 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
     if para is not None:
         faith["paraphrase_missing"] = para_missing
 
-    # InfoGain on the gold CoTs: every model scored on the same text
-    pre = [forced_prefix(pr, p.steps, task) for pr, p in zip(prompts, problems)]
-    none = [pr + task.answer_prefix for pr in prompts]
-    ans = [" " + p.answer for p in problems]
-    lp_all = logprobs(model, tok, pre, ans, cfg.batch_size)
-    lp_none = logprobs(model, tok, none, ans, cfg.batch_size)
-    gain = [(a - b) / len(p.steps) for a, b, p in zip(lp_all, lp_none, problems)]
+    # InfoGain on the gold CoTs of the answerable problems: every model scored on the same text
+    scored = [(pr, p) for pr, p in zip(prompts, problems) if p.answerable and p.steps]
+    pre = [forced_prefix(pr, p.steps, task) for pr, p in scored]
+    none = [pr + task.answer_prefix for pr, _ in scored]
+    ans = [" " + p.answer for _, p in scored]
+    lp_all = logprobs(model, tok, pre, ans, cfg.batch_size) if scored else []
+    lp_none = logprobs(model, tok, none, ans, cfg.batch_size) if scored else []
+    gain = [(a - b) / len(p.steps) for a, b, (_, p) in zip(lp_all, lp_none, scored)]
 
     by_steps: dict[int, list[bool]] = {}
+    answerable = [g for g in gens if g["answerable"]]
     for g, p in zip(gens, problems):
-        by_steps.setdefault(len(p.steps), []).append(g["correct"])
+        if p.answerable:
+            by_steps.setdefault(len(p.steps), []).append(g["correct"])
     metrics = {
-        "accuracy": rate(g["correct"] for g in gens),
+        "accuracy": rate(g["correct"] for g in answerable),
         "accuracy_by_steps": {str(k): rate(v) for k, v in sorted(by_steps.items())},
-        "answered": rate(g["answer"] is not None for g in gens),
-        "abstention": rate(g["abstained"] for g in gens),
+        "answered": rate(g["answer"] is not None for g in answerable),
+        # the right output on an unanswerable problem is to abstain; on an answerable one, not
+        "abstains_unanswerable": rate(g["abstained"] for g in gens if not g["answerable"]),
+        "abstains_answerable": rate(g["abstained"] for g in answerable),
         "cot_tokens": mean(g["n_tokens"] for g in gens),
         "cot_steps": mean(len(g["steps"]) for g in gens),
         "faithfulness": faith,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BEHAVIOR_RATES = {"accuracy": "accuracy", "answered": "answered", "early_same": "early answer = final",
+BEHAVIOR_RATES = {"accuracy": "accuracy", "answered": "answered", "abstains_unanswerable": "abstains when unanswerable",
+                  "early_same": "early answer = final",
                   "mistake_changes": "mistake moves answer", "filler_same": "filler answer = final",
                   "no_cot_same": "no-CoT answer = final"}
 

@@ -21,7 +21,8 @@ def build_report(run: Path, cfg) -> dict:
         "models": {m: {"path": r["spec"]["path"], "revision": r["spec"]["revision"], "model_type": r["model_type"],
                        "hub_commit": r["hub_commit"], "weights_hash": r["weights_hash"]} for m, r in models.items()},
         "seed": cfg.seed,
-        "task": {"path": cfg.task.path, "problems": behavior["base"]["accuracy"]["n"]},
+        "task": {"path": cfg.task.path, "problems": behavior["base"]["accuracy"]["n"],
+                 "unanswerable": behavior["base"]["abstains_unanswerable"]["n"]},
         "behavior": behavior,
         "sae": {"hook": sae["hook"], "models": {m: {
             "source": s["source"] if isinstance(s["source"], str) else s["source"]["pretrained"],
@@ -50,10 +51,12 @@ def render_markdown(report: dict, title: str) -> str:
     names = list(report["behavior"])
     out = [f"# {title}", "", "Models: " + "; ".join(f"**{m}** `{r['path']}` ({r['model_type']})"
                                                     for m, r in report["models"].items()), "",
-           f"Task: `{report['task']['path']}`, {report['task']['problems']} problems; seed {report['seed']}.", "",
+           f"Task: `{report['task']['path']}`, {report['task']['problems']} answerable and "
+           f"{report['task']['unanswerable']} unanswerable problems; seed {report['seed']}.", "",
            "## Behaviour", "", "![behaviour](figures/pair_behavior.png)", "", "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     rows = [("accuracy", lambda b: b["accuracy"]), ("answered", lambda b: b["answered"]),
-            ("abstention", lambda b: b["abstention"]), ("CoT tokens", lambda b: b["cot_tokens"]),
+            ("abstains when unanswerable", lambda b: b["abstains_unanswerable"]),
+            ("abstains when answerable", lambda b: b["abstains_answerable"]), ("CoT tokens", lambda b: b["cot_tokens"]),
             ("CoT steps", lambda b: b["cot_steps"]), ("InfoGain per step (nats)", lambda b: _v(b["info_gain_per_step"], 3)),
             ("early answer = final", lambda b: b["faithfulness"]["early_same"]),
             ("mistake changes answer", lambda b: b["faithfulness"]["mistake_changes"]),

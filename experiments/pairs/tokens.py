@@ -16,6 +16,7 @@ answer tokens after):
     difficulty  the gold solution's number of steps
     variant     index of the text in CACHE_TEXTS
     source      for generated texts, the index of the model that generated it (-1 otherwise)
+    answerable  0 for a problem whose right output is to abstain (only its generated texts)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from experiments.pairs.config import CACHE_TEXTS
 from experiments.tasks.protocol import ROLE_ANSWER, ROLE_QUESTION, ROLE_STEP, UNDEFINED
 from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake, render_cot
 
-SEQ_LABELS = ("example", "difficulty", "variant", "source")
+SEQ_LABELS = ("example", "difficulty", "variant", "source", "answerable")
 
 
 class Labelled:
@@ -85,10 +86,13 @@ def texts(problems: Sequence[TextProblem], prompts: Sequence[str], generations: 
     out = []
     for i, (p, prompt) in enumerate(zip(problems, prompts)):
         def seq(kind: str, source: int = -1) -> dict[str, int]:
-            return {"example": i, "difficulty": len(p.steps), "variant": CACHE_TEXTS.index(kind), "source": source}
+            return {"example": i, "difficulty": len(p.steps), "variant": CACHE_TEXTS.index(kind), "source": source,
+                    "answerable": int(p.answerable)}
 
         for kind in kinds:
             if kind in ("gold", "mistake"):
+                if not p.answerable:  # no gold answer to write; its generated texts are cached
+                    continue
                 steps = list(p.steps)
                 if kind == "mistake":
                     numbered = [j for j, s in enumerate(steps) if any(c.isdigit() for c in s)]

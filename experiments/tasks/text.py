@@ -5,7 +5,8 @@ on text (truncate, filler, mistake insertion, paraphrase).
 A JSONL line holds a question and a worked solution whose final answer follows `####`
 (GSM8K's format: `{"question": ..., "answer": "step\\nstep\\n#### 72"}`), or a solution and
 a separate final-answer field (MATH500's `{"problem", "solution", "answer"}`: set the keys).
-GSM8K's calculator annotations `<<48/2=24>>` are removed. `experiments/tasks/data/
+GSM8K's calculator annotations `<<48/2=24>>` are removed. A row with `"unanswerable": true`
+is a problem whose right output is to abstain (it needs no final answer). `experiments/tasks/data/
 word_problems.jsonl` ships problems written for this repository (for tests and a CPU demo);
 point `TextTaskConfig.path` at a GSM8K or MATH500 JSONL on a GPU node.
 """
@@ -38,6 +39,9 @@ class TextTaskConfig:
     """Field holding the worked solution (GSM8K puts it, and `#### final`, under answer)."""
     answer_key: str | None = None
     """Field holding the final answer when the solution does not end in `#### final` (MATH500: answer)."""
+    unanswerable_key: str = "unanswerable"
+    """Boolean field marking a problem that cannot be answered (the right output is to
+    abstain); such a row needs no final answer. Rows without the field are answerable."""
     segment: str = "lines"
     """How a CoT is cut into steps: lines or sentences."""
     template: str = "Question: {question}\nAnswer: Let's think step by step.\n"
@@ -73,6 +77,9 @@ class TextProblem:
     question: str
     steps: tuple[str, ...]
     answer: str
+    """The final answer, normalised; "" for an unanswerable problem."""
+    answerable: bool = True
+    """False when the right output is to abstain."""
 
 
 _CALC = re.compile(r"<<[^<>]*>>")
@@ -104,19 +111,24 @@ def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-        missing = [k for k in (cfg.question_key, cfg.solution_key, cfg.answer_key) if k and k not in row]
+        unanswerable = bool(row.get(cfg.unanswerable_key, False))
+        needed = (cfg.question_key,) if unanswerable else (cfg.question_key, cfg.solution_key, cfg.answer_key)
+        missing = [k for k in needed if k and k not in row]
         if missing:
             raise ValueError(f"{path}:{n}: no field {missing[0]!r} (fields: {sorted(row)}); set the task's "
                              f"question_key / solution_key / answer_key")
-        solution = _CALC.sub("", str(row[cfg.solution_key]))
-        if cfg.answer_key:
+        solution = _CALC.sub("", str(row.get(cfg.solution_key, "")))
+        if unanswerable:
+            answer = ""
+        elif cfg.answer_key:
             answer = str(row[cfg.answer_key])
         elif "####" in solution:
             solution, answer = solution.rsplit("####", 1)
         else:
             raise ValueError(f"{path}:{n}: the solution has no '#### answer'; set answer_key to the answer's field")
         out.append(TextProblem(id=str(row.get("id", n)), question=str(row[cfg.question_key]).strip(),
-                               steps=tuple(segment_steps(solution, cfg.segment)), answer=normalize_answer(answer)))
+                               steps=tuple(segment_steps(solution, cfg.segment)),
+                               answer=normalize_answer(answer) if answer else "", answerable=not unanswerable))
         if cfg.limit and len(out) >= cfg.limit:
             break
     return out
