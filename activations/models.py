@@ -118,10 +118,11 @@ def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetune
     position by position) would not be comparable. `base`, `finetuned`: paths / HF ids, or
     loaded tokenizers (then the names say which models they are).
 
-    Tokenizers that differ only in added or special tokens pass, with a note (returned):
-    distilled models rename or add them (DeepSeek's R1 distills rename Llama's and Qwen's
-    chat tokens, keeping their ids), and ordinary text then tokenizes the same, which is
-    probed, BOS included. None when the tokenizers are identical."""
+    Tokenizers that differ only in special or control tokens (`<...>`) pass, with a note
+    (returned): distilled models rename or add them (DeepSeek's R1 distills rename Llama's and
+    Qwen's chat tokens, keeping their ids), and ordinary text then tokenizes the same, which is
+    probed. A different BOS convention is said in the note (the caches use the base's token
+    ids). None when the tokenizers are identical."""
     from transformers import AutoTokenizer
 
     a = AutoTokenizer.from_pretrained(base) if isinstance(base, str) else base
@@ -132,45 +133,57 @@ def check_same_tokenizer(base, finetuned, base_name: str | None = None, finetune
     nb = finetuned_name or (finetuned if isinstance(finetuned, str) else "the fine-tuned model")
     va, vb = a.get_vocab(), b.get_vocab()
     differ = {t for t in set(va) | set(vb) if va.get(t) != vb.get(t)}
-    added = _added_tokens(a) | _added_tokens(b)
-    if differ <= added and _same_ordinary(a, b):
-        return (f"{na} and {nb} differ only in {len(differ)} added or special token(s) (e.g. {sorted(differ)[:3]}); "
-                "ordinary text tokenizes the same")
-    ordinary = sorted(differ - added)
+    control = _control_tokens(a) | _control_tokens(b)
+    if differ <= control and _same_ordinary(a, b):
+        what = (f"differ only in {len(differ)} special or control token(s) (e.g. {sorted(differ)[:3]})" if differ
+                else "have the same vocabulary and differ only in their special-token definitions")
+        note = f"{na} and {nb} {what}; ordinary text tokenizes the same"
+        ia, ib = a(_PROBE)["input_ids"], b(_PROBE)["input_ids"]
+        if ia != ib:  # e.g. R1-Distill-Qwen adds a BOS that Qwen2.5-Math does not
+            extra = lambda ids: a.convert_ids_to_tokens(ids[:1] + ids[-1:])  # noqa: E731
+            note += (f", but they add different special tokens around it ({na}: {extra(ia)}, {nb}: {extra(ib)} "
+                     f"first/last); the caches use {na}'s")
+        return note
+    ordinary = sorted(differ - control)
     detail = (f"{len(va)} vs {len(vb)} tokens" if len(va) != len(vb) else
               f"{len(ordinary)} tokens with other ids (e.g. {ordinary[:3]})" if ordinary else
-              "same vocabulary, other merges, normaliser or special-token handling")
+              "same vocabulary, other merges or normaliser")
     raise ValueError(f"{na} and {nb} have different tokenizers ({detail}); a pair must share one "
                      "(use the fine-tune of that base, or the base it was fine-tuned from)")
 
 
-# Ordinary text with the things tokenizers disagree on: digits, punctuation, spaces, newlines.
-_PROBE = "Question: 12 + 30 = 42, but wait... maybe 7.5%?\n  The answer is 42.\n\n#### 42"
+# Ordinary text with the things tokenizers disagree on: digits, punctuation, spaces,
+# newlines, and the reasoning words ReasonScore anchors on.
+_PROBE = ("Question: 12 + 30 = 42, but wait... maybe 7.5%? Hmm, therefore however perhaps another.\n"
+          "  Let me see. Alternatively, The answer is 42.\n\n#### 42")
 
 
-def _added_tokens(tok) -> set[str]:
-    """Special tokens and every added token (R1 distills rename Qwen's chat tokens and mark
-    them non-special)."""
-    return set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values()}
+def _control_tokens(tok) -> set[str]:
+    """Special tokens, and added tokens that look like control tokens (`<...>`): R1 distills
+    rename Qwen's chat tokens to `<｜User｜>` and friends and mark them non-special. An
+    added ordinary word (`Therefore`) is not one: text containing it tokenizes differently."""
+    added = {t.content for t in tok.added_tokens_decoder.values()}
+    return set(tok.all_special_tokens) | {t for t in added if t.startswith("<") and t.endswith(">")}
 
 
 def _same_ordinary(a, b) -> bool:
-    """Whether the two tokenizers agree on everything but their added tokens: the model,
+    """Whether the two tokenizers agree on everything but their control tokens: the model,
     pre-tokenizer and normaliser of their definitions without the added tokens, and the ids
-    of an ordinary text with each one's special tokens added (BOS handling included)."""
+    of an ordinary text (special tokens not added: their BOS is compared by the caller)."""
     import json
 
     def core(tok) -> dict:
         d = json.loads(tok.backend_tokenizer.to_str())
         d.pop("added_tokens", None)
-        d.pop("post_processor", None)  # names the BOS / EOS strings; its effect is probed below
+        d.pop("post_processor", None)  # names the BOS / EOS strings; compared by the caller
         vocab = d.get("model", {}).get("vocab")
         if isinstance(vocab, dict):
-            added = _added_tokens(tok)
-            d["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in added}
+            control = _control_tokens(tok)
+            d["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in control}
         return d
 
-    return core(a) == core(b) and a(_PROBE)["input_ids"] == b(_PROBE)["input_ids"]
+    return core(a) == core(b) and (a(_PROBE, add_special_tokens=False)["input_ids"]
+                                   == b(_PROBE, add_special_tokens=False)["input_ids"])
 
 
 def tokenizer_hash(tokenizer) -> str:

@@ -78,6 +78,8 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     with open_cache(run / "activations" / "base") as c:
         ids, seq, variant = c.column("token_ids"), c.column("seq"), c.column("variant")
         assert c.hooks == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+        assert c.meta["spec"] == {"path": str(pair / "base"), "revision": None, "dtype": "float32", "device": "cpu",
+                                  "device_map": None, "n_devices": None}  # other weights: another cache
         first_gold = ids[seq == 0]
         assert variant[seq == 0][0] == 0
         text = tok.decode(first_gold, skip_special_tokens=True)
@@ -171,7 +173,7 @@ def test_bf16_weights_cache_and_autocast_match_float32(qwen_pair, tmp_path):
     assert ev["saes"]["base"]["heldout"]["explained_variance"] > 0.3
 
 
-def test_pretrained_sae_from_a_folder_with_an_hf_hook_name(qwen_pair, tmp_path):
+def test_pretrained_sae_from_a_folder_with_an_hf_hook_name(qwen_pair, tmp_path, capsys):
     """An SAE recorded on `model.layers.1` (an HF module path) is mapped to the bridge's
     blocks.1.hook_resid_post and used instead of training; a wrong layer is refused."""
     from sae.load import load_sae_folder
@@ -183,14 +185,27 @@ def test_pretrained_sae_from_a_folder_with_an_hf_hook_name(qwen_pair, tmp_path):
     sae.cfg.metadata.hook_name = "model.layers.1"
     sae.save_model(str(folder))
 
-    cfg = pair_config(tmp_path, qwen_pair, sae={"pretrained": {"base": {"path": str(folder)}}})
+    # ... on a task without unanswerable problems (GSM8K has none): abstention there is n=0, not 0
+    cfg = pair_config(tmp_path, qwen_pair, sae={"pretrained": {"base": {"path": str(folder)}}},
+                      task={"limit": 20, "last_number_fallback": True})
     run = tmp_path / "run"
-    assert main(["run", "--config", str(cfg), "--out", str(run), "--until", "features"]) == 0
+    assert main(["run", "--config", str(cfg), "--out", str(run)]) == 0
+    assert "| abstains when unanswerable | - (n=0) | - (n=0) |" in (run / "report.md").read_text()
+    assert main(["figures", str(run), "--check"]) == 0
     ev = json.loads((run / "saes" / "eval.json").read_text())
     assert ev["saes"]["base"]["source"] == {"pretrained": str(folder), "hook_name": "model.layers.1", "d_sae": 128}
     assert ev["saes"]["perturbed"]["source"] == "trained"
     a, b = (load_sae_folder(r / "saes" / "base") for r in (first, run))
     assert torch.equal(a.W_enc, b.W_enc)
+    # firing frequency and maximum (the clamp scale) leave out each sequence's first position
+    from activations.cache import open_cache
+
+    with open_cache(run / "activations" / "base") as c:
+        keep = torch.from_numpy(c.column("pos") > 0)
+        f = b.encode(torch.cat(list(c.batches("blocks.1.hook_resid_post", 4096))).float())[keep]
+    feats = json.loads((run / "features" / "base.json").read_text())
+    assert torch.allclose(torch.tensor(feats["max_activation"]), f.amax(0), rtol=1e-5)
+    assert torch.allclose(torch.tensor(feats["frequency"]), (f > 0).float().mean(0).double().float(), rtol=1e-5)
 
     sae.cfg.metadata.hook_name = "model.layers.0"
     sae.save_model(str(folder))
@@ -382,3 +397,45 @@ def test_unavailable_pretrained_saes_fail_before_any_generation(qwen_pair, tmp_p
         assert main(["run", "--config", str(cfg), "--out", str(tmp_path / f"r{i}")]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / f"r{i}" / "behavior").exists()
+
+
+def test_sae_rows_leave_out_first_positions_and_split_by_problem():
+    from experiments.pairs.tokens import SAERows
+
+    cols = {"example": np.array([0, 0, 1, 1, 5, 5]), "pos": np.array([0, 1, 0, 3, 2, 0])}
+    assert SAERows(5, heldout=False)(cols).tolist() == [False, False, False, True, False, False]
+    assert SAERows(5, heldout=True)(cols).tolist() == [False, True, False, False, True, False]
+
+
+def test_steering_rates_leave_out_unreadable_answers(monkeypatch):
+    import experiments.pairs.behavior as behavior
+    from experiments.pairs.analysis import steering_metrics
+
+    answers = {"c1": "6", "c2": None, "c3": "28", "b1": "7", "b2": "5", "b3": None}
+    monkeypatch.setattr(behavior, "forced_answers", lambda model, tok, prefixes, task, cfg, hooks=(): [
+        answers[p] for p in prefixes])
+    m = steering_metrics(None, None, None, None, ["c1", "c2", "c3"], ["b1", "b2", "b3"], ["6", "9", "28"])
+    assert (m["accuracy"]["value"], m["accuracy"]["n"]) == (2 / 3, 3)  # no answer is not a right answer
+    assert (m["mistake_changes"]["value"], m["mistake_changes"]["n"]) == (1.0, 1)  # only c1/b1 both readable
+
+
+def test_generation_stops_at_the_generation_configs_turn_end_tokens():
+    """generate_text hands HF generate the tokenizer's EOS and the generation config's."""
+    from types import SimpleNamespace
+
+    from activations.generate import generate_text
+    from experiments.pairs.tiny import tiny_tokenizer
+
+    seen = {}
+
+    class Model:
+        device = torch.device("cpu")
+        generation_config = SimpleNamespace(eos_token_id=[3, 4])
+
+        def generate(self, input_ids, attention_mask, **kw):
+            seen.update(kw)
+            return input_ids
+
+    tok = tiny_tokenizer()
+    generate_text(Model(), tok, ["hi"], 4)
+    assert seen["eos_token_id"] == sorted({tok.eos_token_id, 3, 4})

@@ -104,19 +104,20 @@ def test_tokenizers_differing_only_in_special_tokens_pair_with_a_note(tmp_path):
     special = AutoTokenizer.from_pretrained(a)
     special.add_special_tokens({"additional_special_tokens": ["<|think|>"]})
     note = check_same_tokenizer(a, special, "base", "distilled")
-    assert note == ("base and distilled differ only in 1 added or special token(s) (e.g. ['<|think|>']); ordinary "
+    assert note == ("base and distilled differ only in 1 special or control token(s) (e.g. ['<|think|>']); ordinary "
                     "text tokenizes the same")
     text = "Wait, 23 - 17 = 6."
     assert AutoTokenizer.from_pretrained(a)(text)["input_ids"] == special(text)["input_ids"]
-    ordinary = AutoTokenizer.from_pretrained(a)
-    ordinary.add_tokens(["wait"])
-    with pytest.raises(ValueError, match=r"base and ft have different tokenizers \(\d+ vs \d+ tokens\)"):
-        check_same_tokenizer(a, ordinary, "base", "ft")
+    for word in ("wait", "Therefore"):  # an added ordinary word: text containing it tokenizes differently
+        ordinary = AutoTokenizer.from_pretrained(a)
+        ordinary.add_tokens([word])
+        with pytest.raises(ValueError, match=r"base and ft have different tokenizers \(\d+ vs \d+ tokens\)"):
+            check_same_tokenizer(a, ordinary, "base", "ft")
 
 
 def test_r1_style_renamed_chat_tokens_pair_and_a_changed_bos_does_not(tmp_path):
     """DeepSeek's R1 distills rename the base's chat tokens (same ids) and mark them
-    non-special: a valid pair. A tokenizer that adds another BOS id to ordinary text is not."""
+    non-special, and may add a BOS the base does not: valid pairs, with a note."""
     import json
 
     from tokenizers import Tokenizer
@@ -134,7 +135,9 @@ def test_r1_style_renamed_chat_tokens_pair_and_a_changed_bos_does_not(tmp_path):
     r1 = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), bos_token="<|bos|>",
                                  eos_token="<|eos|>", pad_token="<|pad|>")
     assert r1.convert_tokens_to_ids("<\uff5cUser\uff5c>") == base.convert_tokens_to_ids("<|im_start|>")
-    assert "differ only in 4 added or special token(s)" in check_same_tokenizer(base, r1, "base", "r1")
+    assert check_same_tokenizer(base, r1, "base", "r1").endswith("differ only in 4 special or control token(s) (e.g. "
+                                                                 "['<|im_end|>', '<|im_start|>', '<\uff5cAssistant\uff5c>']); "
+                                                                 "ordinary text tokenizes the same")
 
     from tokenizers import processors
 
@@ -142,5 +145,8 @@ def test_r1_style_renamed_chat_tokens_pair_and_a_changed_bos_does_not(tmp_path):
     bos_first.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single="<|bos|> $A", special_tokens=[("<|bos|>", bos_first.bos_token_id)])
     assert bos_first("7")["input_ids"][0] == bos_first.bos_token_id != tiny_tokenizer()("7")["input_ids"][0]
-    with pytest.raises(ValueError, match="same vocabulary, other merges, normaliser or special-token handling"):
-        check_same_tokenizer(tiny_tokenizer(), bos_first, "base", "ft")
+    # R1-Distill-Qwen adds a BOS that Qwen2.5-Math does not: a valid pair, and the note says so
+    note = check_same_tokenizer(tiny_tokenizer(), bos_first, "base", "ft")
+    assert note.startswith("base and ft have the same vocabulary and differ only in their special-token definitions; "
+                           "ordinary text tokenizes the same, but they add different special tokens around it")
+    assert note.endswith("the caches use base's")

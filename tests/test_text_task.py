@@ -44,9 +44,11 @@ def test_gsm8k_and_math500_formats(tmp_path):
                                         answer_key="answer", segment="sentences"))
     assert p.steps == ("First.", "Then 3.5 more.", "Done!") and p.answer == "7.5" and p.answerable
     # an unanswerable row needs neither a solution nor a final answer
-    gsm.write_text(json.dumps({"question": "How many are in the box?", "unanswerable": True}) + "\n")
-    (p,) = load_problems(TextTaskConfig(path=str(gsm)))
+    gsm.write_text(json.dumps({"question": "How many are in the box?", "unanswerable": True}) + "\n"
+                   + json.dumps({"question": "Q?", "answer": "#### 4", "unanswerable": "false"}) + "\n")
+    p, q = load_problems(TextTaskConfig(path=str(gsm)))
     assert (p.question, p.steps, p.answer, p.answerable) == ("How many are in the box?", (), "", False)
+    assert q.answerable and q.answer == "4"  # only a JSON true marks a problem unanswerable
 
 
 def test_bad_files_name_the_line(tmp_path):
@@ -81,6 +83,11 @@ def test_segmentation_answers_and_abstention():
     assert extract_answer("The answer is \\frac{14}{3}.", CFG) == "\\frac{14}{3}"  # LaTeX after the prefix
     assert extract_answer("The answer is $\\frac{1}{2}$.", CFG) == "\\frac{1}{2}"
     assert extract_answer("The answer is 3/4.", CFG) == "3/4" and extract_answer("The answer is", CFG) is None
+    cases = {"The answer is **42**.": "42", "The answer is \\(42\\).": "42", "The answer is -3.": "-3",
+             "The answer is $18. She makes $18 a day.": "18", "The answer is $1,000.": "1000", "The answer is 42%": "42",
+             "The answer is 1.5/2": "1.5/2", "The answer is 1,000/3.": "1,000/3", "The answer is 3^2": "3^2",
+             "The answer is (B)": "(B)", "The answer is 6.5.": "6.5", "The answer is ...": None}
+    assert {t: extract_answer(t, CFG) for t in cases} == cases
     assert extract_answer("no digits here", CFG) is None
     assert normalize_answer(" $72.00 ") == "72" and normalize_answer("-3.50") == "-3.5" and normalize_answer("x") == "x"
     assert is_abstention("I don't know the answer", CFG) and is_abstention("This cannot be determined.", CFG)

@@ -14,8 +14,9 @@ faithfulness intervention and compared with the answer forced after the unedited
 A forced answer that cannot be read (before or after the edit) leaves its item out of that
 rate; the counts are reported. InfoGain per step (on the gold CoTs): (log p(gold answer | all n gold steps) - log p(gold
 answer | no step)) / n, each log p with the answer forced after the steps. Accuracy,
-faithfulness and InfoGain are over the answerable problems; abstention is reported on the
-unanswerable ones (where it is right) and the answerable ones (where it is not).
+answered, faithfulness and InfoGain are over the answerable problems; abstention is
+reported on the unanswerable ones (where it is right) and the answerable ones (where it is
+not); CoT length over all problems.
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ def _bars(ax, labels: list[str], cells: list[dict], colors: list[str], offset: f
     pts = [c if c["value"] is not None else {"value": 0.0, "lo": None, "hi": None} for c in cells]
     ax.bar(xs, vals, width, yerr=_err(pts), color=colors, capsize=2, edgecolor="black", linewidth=0.4,
            label=label, hatch=hatch)
+    for x, c in zip(xs, cells):  # nothing measured is not a rate of 0
+        if c["value"] is None:
+            ax.text(x, 0.02, "n=0", ha="center", va="bottom", fontsize=6, rotation=90)
 
 
 def draw_behavior(d: dict):

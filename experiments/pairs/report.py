@@ -75,7 +75,10 @@ def render_markdown(report: dict, title: str) -> str:
             "| model | source | held-out L0 | explained variance | CE recovered |", "|---|---|---|---|---|"]
     for m, s in report["sae"]["models"].items():
         out.append(f"| {m} | {s['source']} | {s['l0']:.1f} | {s['explained_variance']:.3f} | {_v(s['ce_recovered'], 3)} |")
-    out += ["", "Transfer (explained variance of each model's SAE, rows, on each model's held-out activations, columns):",
+    out += ["", "SAEs train and are scored on every position but each sequence's first (whose massive activations "
+            "in Llama- and Qwen-type models would dominate); CE recovered splices the SAE in at every position, the "
+            "first included, so it is a lower bound.", "",
+            "Transfer (explained variance of each model's SAE, rows, on each model's held-out activations, columns):",
             "", "| SAE | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for m, row in report["sae"]["transfer"].items():
         out.append(f"| {m} | " + " | ".join(f"{row[c]:.3f}" for c in names) + " |")

@@ -21,10 +21,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from activations.atomic import replace_dir, temp_dir, write_atomic
 from experiments.pairs.config import PairRunConfig
@@ -198,26 +196,13 @@ def run_cache(run: Path, cfg: PairRunConfig, force: bool) -> None:
 
 
 # ---- SAEs -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SAERows:
-    """The cache rows SAEs train (or are evaluated) on: problems with index % every != 0
-    (train) or == 0 (held out), position 0 of every sequence left out (the first token's
-    massive activations in Llama- and Qwen-type models would dominate the loss). A
-    dataclass, so its repr is stable (it keys SAE checkpoints)."""
-
-    every: int
-    heldout: bool
-
-    def __call__(self, cols: dict[str, np.ndarray]) -> np.ndarray:
-        return ((cols["example"] % self.every == 0) == self.heldout) & (cols["pos"] > 0)
-
-
 def run_sae(run: Path, cfg: PairRunConfig, force: bool) -> None:
     """Every rank calls this: rank r trains the SAEs of models r, r + world, ... (one SAE per
     rank, sparsify's distribute_modules idea: SAELens' trainer has no data-parallel mode);
     rank 0 then loads the pretrained ones and evaluates all."""
     import dataclasses
 
+    from experiments.pairs.tokens import SAERows
     from sae.train import train_sae
 
     rank, world = dist_rank_world()
@@ -263,6 +248,7 @@ def _pretrained(run: Path, cfg: PairRunConfig, name: str, out: Path) -> dict:
 def _evaluate_saes(run: Path, cfg: PairRunConfig, tmp: Path) -> None:
     import json as _json
 
+    from experiments.pairs.tokens import SAERows
     from experiments.sae_suite import cache_sequences
     from sae.evaluate import evaluate_on_cache, spliced_loss
     from sae.load import load_sae_folder
@@ -407,7 +393,8 @@ PAIR_STAGES = [
     Stage("cache", ("models", "task", "cache"), lambda run, cfg: _model_files(run, cfg) + _behavior_files(
         run, cfg), _cache_files, run_cache, code=(*TEXT_TASK, "experiments.pairs.tokens", "activations.cache"),
           distributed=True),
-    Stage("sae", ("models", "sae"), _cache_files, _sae_files, run_sae, code=("sae", "experiments.sae_suite"),
+    Stage("sae", ("models", "sae"), _cache_files, _sae_files, run_sae,
+          code=("sae", "experiments.sae_suite", "experiments.pairs.tokens"),
           distributed=True),
     Stage("features", ("models", "task", "sae", "features"), lambda run, cfg: _cache_files(run, cfg) + _sae_files(
         run, cfg), _feature_files, run_features, code=(*TEXT_TASK, *SCORING, "activations.generate"), distributed=True),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -155,3 +156,17 @@ def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], wo
             labels[name].append(np.full(len(ids), seq[name], np.int32))
         ids_out.append(ids)
     return ids_out, labels
+
+
+@dataclass(frozen=True)
+class SAERows:
+    """The cache rows SAEs train (or are evaluated) on: problems with index % every != 0
+    (train) or == 0 (held out), position 0 of every sequence left out (the first token's
+    massive activations in Llama- and Qwen-type models would dominate the loss). A
+    dataclass, so its repr is stable (it keys SAE checkpoints)."""
+
+    every: int
+    heldout: bool
+
+    def __call__(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        return ((cols["example"] % self.every == 0) == self.heldout) & (cols["pos"] > 0)

@@ -111,7 +111,7 @@ def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-        unanswerable = bool(row.get(cfg.unanswerable_key, False))
+        unanswerable = row.get(cfg.unanswerable_key, False) is True  # "false" (a string) is not true
         needed = (cfg.question_key,) if unanswerable else (cfg.question_key, cfg.solution_key, cfg.answer_key)
         missing = [k for k in needed if k and k not in row]
         if missing:
@@ -187,17 +187,24 @@ def extract_answer(text: str, cfg: TextTaskConfig) -> str | None:
     return normalize_answer(nums[-1]) if nums else None
 
 
+_LEAD_NUMBER = re.compile(r"-?\$?-?\d[\d,]*(?:\.\d+)?")
+
+
 def _statement(tail: str) -> str | None:
-    """The answer in the text after an answer marker: a number (units after it dropped), a
-    $...$ or LaTeX expression, else the first word; None when nothing follows."""
-    line = tail.strip().lstrip(":").strip().split("\n")[0].strip()
+    """The answer in the text after an answer marker: a number (units after it dropped; a $
+    amount is a number), else a $...$ or LaTeX expression, else the first word; markdown
+    bold and \\( \\) are removed first. None when nothing follows."""
+    line = tail.strip().lstrip(":").strip().split("\n")[0]
+    line = re.sub(r"\*\*|__|\\\(|\\\)", "", line).strip()
     if not line:
         return None
+    number = _LEAD_NUMBER.match(line)
+    # a number only when nothing numeric or LaTeX goes on after it (1.5/2, 3^2, 14{...} do)
+    if number and (number.end() == len(line) or line[number.end()] not in "0123456789/^{}\\"
+                   and not re.match(r"\.\d", line[number.end():])):
+        return normalize_answer(number.group().replace("$", ""))
     if line.startswith("$") and "$" in line[1:]:
         return normalize_answer(line[1:line.index("$", 1)])
-    number = re.match(r"-?\$?\d[\d,]*(?:\.\d+)?(?![\d/^{}\\])", line)
-    if number:
-        return normalize_answer(number.group().replace("$", ""))
     word = line.split()[0].rstrip(".,;")
     return normalize_answer(word) if word else None
 
