@@ -94,3 +94,16 @@ def code_hash(modules: tuple[str, ...]) -> str:
         for f in files:
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def check_device(device: str) -> None:
+    """Refuse a device string torch does not know, or CUDA where torch sees no GPU."""
+    import torch
+
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:N, mps") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} but torch sees no CUDA GPU here (torch {torch.__version__}); "
+                         "use device: cpu, or install a CUDA build of torch")

@@ -8,7 +8,7 @@ from pathlib import Path
 from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
 from experiments.elicit import ElicitConfig
-from experiments.config import from_dict, load_yaml, resolve_config_path
+from experiments.config import check_device, from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
 from experiments.sae_suite import SAEStageConfig
 from experiments.tasks import TaskConfig
@@ -38,15 +38,7 @@ class RunConfig:
     """Latent scores, activation patching and the steering sweep (stages features, steer)."""
 
     def __post_init__(self):
-        import torch
-
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N, mps") from None
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} but torch sees no CUDA GPU here (torch {torch.__version__}); "
-                             "use device: cpu, or install a CUDA build of torch")
+        check_device(self.device)
         names = ["base"] + [v.name for v in self.organisms.parsed_variants()]
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from experiments.organisms.model import ModelConfig, build_model
 from experiments.organisms.tokenizer import build_tokenizer
+from experiments.pairs.tiny import TINY_ARCHS, save_tiny_arch, tiny_tokenizer  # noqa: F401 (the tests' fixtures)
 
 
 def make_tiny_model(seed: int = 0, **overrides):
@@ -35,6 +36,3 @@ def plus_minus_sae(d: int, keep: int):
         sae.b_enc.zero_()
         sae.b_dec.zero_()
     return sae
-
-
-from experiments.pairs.tiny import TINY_ARCHS, save_tiny_arch, tiny_tokenizer  # noqa: E402,F401

@@ -163,15 +163,9 @@ class PairRunConfig:
     """Reasoning latents and steering."""
 
     def __post_init__(self):
-        import torch
+        from experiments.config import check_device
 
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"device {self.device!r} is not a torch device; use cpu, cuda, cuda:N") from None
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} but torch sees no CUDA GPU here; use device: cpu, or "
-                             "install a CUDA build of torch")
+        check_device(self.device)
         names = list(self.models.named())
         bad = sorted(set(self.sae.pretrained) - set(names))
         if bad:

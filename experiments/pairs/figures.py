@@ -19,8 +19,10 @@ BEHAVIOR_RATES = {"accuracy": "accuracy", "answered": "answered", "abstains_unan
 
 
 def _cell(c: dict | None) -> dict:
-    lo, hi = (c or {}).get("ci95") or (None, None)
-    return {"value": (c or {}).get("value"), "lo": lo, "hi": hi, "n": (c or {}).get("n", 0)}
+    """A summary as the organisms' figures store it; a test that was not run (None) as n = 0."""
+    from experiments.figures import _ci
+
+    return _ci(c or {"value": None, "n": 0, "ci95": None})
 
 
 def behavior_data(behavior: dict[str, dict]) -> dict:

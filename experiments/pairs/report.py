@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from experiments.report import _cell
+
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
@@ -36,14 +38,11 @@ def build_report(run: Path, cfg) -> dict:
 
 
 def _v(x, digits: int = 2) -> str:
-    """A summary {"value", "n", "ci95"} as `0.50 [0.30, 0.70] (n=20)`; a plain number as itself."""
+    """A summary {"value", "n", "ci95"} as `0.50 [0.30, 0.70] n=20`; a plain number as itself."""
     if x is None:
         return "-"
-    if isinstance(x, dict):
-        if x.get("value") is None:
-            return f"- (n={x.get('n', 0)})"
-        ci = x.get("ci95")
-        return f"{x['value']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "") + f" (n={x['n']})"
+    if isinstance(x, dict):  # the organisms' report's cell, saying n also where nothing was measured
+        return f"- (n={x.get('n', 0)})" if x.get("value") is None else _cell(x, digits)
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 

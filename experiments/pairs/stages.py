@@ -264,8 +264,9 @@ def _evaluate_saes(run: Path, cfg: PairRunConfig, tmp: Path) -> None:
             result["saes"][m] = {"source": "trained", "train": _json.loads((tmp / m / "metrics.json").read_text())}
     saes = {m: load_sae_folder(tmp / m, cfg.device) for m in names}
     for m, sae in saes.items():
-        result["saes"][m]["heldout"] = evaluate_on_cache(sae, caches[m], cfg.sae.hook, where=held)
-        result["transfer"][m] = {c: evaluate_on_cache(sae, caches[c], cfg.sae.hook, where=held)["explained_variance"]
+        result["saes"][m]["heldout"] = own = evaluate_on_cache(sae, caches[m], cfg.sae.hook, where=held)
+        result["transfer"][m] = {c: own["explained_variance"] if c == m else  # not read twice
+                                 evaluate_on_cache(sae, caches[c], cfg.sae.hook, where=held)["explained_variance"]
                                  for c in names}
         ids, step = cache_sequences(caches[m], 16, lambda cols: cols["example"] % cfg.sae.heldout_every == 0)
         model, _ = load_model(cfg, m)
@@ -407,5 +408,5 @@ PAIR_STAGES = [
     Stage("report", ("*",), lambda run, cfg: _behavior_files(run, cfg) + [run / "saes" / "eval.json"] + _feature_files(
         run, cfg) + _steer_files(run, cfg) + _figure_files(run, cfg), lambda run, cfg: [run / "report.json",
                                                                                          run / "report.md"],
-          run_report, code=("experiments.pairs.report",)),
+          run_report, code=("experiments.pairs.report", "experiments.report")),
 ]
