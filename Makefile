@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config $(CONFIG) --out $(RUN)
-	$(VENV)/bin/saelab browse $(RUN) --out $(RUN)-browser
+	$(VENV)/bin/saelab browse $(RUN) --out $(RUN)-browser --overwrite
 	$(MAKE) pair-demo
 
 # The model-pair pipeline on a tiny random-weight Qwen2 pair (CPU stand-in for a real pair).

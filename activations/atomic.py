@@ -1,15 +1,27 @@
-"""Writing outputs so that an interrupted run never leaves one that looks finished:
-everything is written under a temporary name (`.NAME.tmp-PID`) and renamed when complete.
+"""Writing outputs so that an interrupted or failed run never leaves one that looks finished,
+and never touches a folder the lab did not write.
+
+- Everything is written under a temporary name (`.NAME.tmp-PID`) and renamed when complete;
+  a failed write removes its temporary.
+- `claim_out_dir` is the one rule for every command that writes a folder: an absent or
+  empty folder is written; a folder of the command's own kind (its marker file or layout)
+  is replaced only with `--overwrite`; any other folder is refused, `--overwrite` or not,
+  and is never modified. Commands call it before any work starts.
+- `naming(path)` puts the path into OS errors that lack one (a full disk during `write()`
+  says only "[Errno 28] No space left on device").
 
 It sits in the lowest package so that every layer (caches, SAEs, the pipeline) uses the
 same mechanism."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable, Iterator
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -17,11 +29,49 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename."""
+    """Write `text` to `path` via a temporary file and a rename; on failure (a full disk,
+    `path` a directory) the temporary is removed and the error names `path`."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with naming(path):
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True when `e` (or what caused it) is a full disk, however the library wrapped it:
+    an OSError with ENOSPC, or a message carrying it (safetensors, h5py and torch.save
+    re-raise it as their own error types with the OS text inside)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        text = str(e)
+        if "No space left on device" in text or "errno = 28" in text or "StorageFull" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Re-raise an OS error without a file name (and a full disk wrapped by a library) as
+    an OSError naming `path`, so the one-line error says where it happened."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+    except Exception as e:  # noqa: BLE001 (a library's own error type around ENOSPC)
+        if is_disk_full(e):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise
 
 
 def temp_dir(final: Path) -> Path:
@@ -30,6 +80,20 @@ def temp_dir(final: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
+
+
+@contextlib.contextmanager
+def building(final: Path) -> Iterator[Path]:
+    """A temporary folder beside `final` to write into; moved into place (`replace_dir`)
+    when the block ends normally, removed when it raises. OS errors inside name `final`."""
+    final = Path(final)
+    tmp = temp_dir(final)
+    try:
+        with naming(final):
+            yield tmp
+            replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -43,6 +107,67 @@ def replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
+
+
+def claim_out_dir(out: Path, what: str, is_ours: Callable[[Path], bool], overwrite: bool,
+                  flag: str = "--out") -> bool:
+    """Check, before any work, that the folder `out` may be written; True when it holds an
+    output of this kind that will be replaced.
+
+    `what` names the output ("an SAE"); `is_ours(out)` says whether a non-empty folder holds
+    one (a marker file the writer leaves, or the layout it owns). A folder that is not ours
+    is refused even with `overwrite`: the lab never deletes files it did not write."""
+    out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise FileExistsError(f"{flag} {out} is a file, not a folder; choose a new folder for {flag}")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    if not is_ours(out):
+        raise FileExistsError(f"{flag} {out} exists and does not hold {what} written by saelab; it was left "
+                              f"untouched: choose an empty or new folder for {flag}")
+    if not overwrite:
+        raise FileExistsError(f"{flag} {out} already holds {what}; pass --overwrite to replace it, or choose "
+                              f"another folder for {flag}")
+    return True
+
+
+def claim_out_file(out: Path, what: str, is_ours: Callable[[Path], bool], overwrite: bool, suffix: str = ".json",
+                   flag: str = "--out") -> None:
+    """`claim_out_dir` for a single output file: it must end in `suffix`, must not be a
+    folder, its folder must be writable, and an existing file is replaced only when it is
+    one of ours and `overwrite` is given."""
+    out = Path(out)
+    if out.suffix != suffix:
+        raise ValueError(f"{flag} must be a {suffix} file, got {str(out)!r}")
+    if out.is_dir():
+        raise FileExistsError(f"{flag} {out} is a folder; give a {suffix} file path for {flag}")
+    if out.exists():
+        if not is_ours(out):
+            raise FileExistsError(f"{flag} {out} exists and is not {what} written by saelab; it was left "
+                                  f"untouched: choose a new file for {flag}")
+        if not overwrite:
+            raise FileExistsError(f"{flag} {out} already holds {what}; pass --overwrite to replace it")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write {flag} {out}: {parent} is not a writable folder")
+
+
+def json_has_keys(keys: tuple[str, ...]) -> Callable[[Path], bool]:
+    """`is_ours` for a JSON output: it parses as an object holding all of `keys`."""
+    def check(path: Path) -> bool:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and all(k in data for k in keys)
+    return check
+
+
+def has_files(*names: str) -> Callable[[Path], bool]:
+    """`is_ours` for a folder marked by the files `names` (all present)."""
+    return lambda folder: all((Path(folder) / n).is_file() for n in names)
 
 
 def clean_temporaries(folder: Path) -> None:

@@ -53,12 +53,13 @@ def _steering_rows(run: Path, variants: list[str]) -> dict[int, list[dict]]:
 
 
 def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | None = None,
-                  log=print) -> list[Path]:
-    """Write the site into `out` (atomically: a temporary folder renamed at the end)."""
+                  log=print, overwrite: bool = False) -> list[Path]:
+    """Write the site into `out` (atomically: a temporary folder renamed at the end); a
+    previous browser there is replaced only with `overwrite`, any other folder refused."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from activations.atomic import replace_dir, temp_dir
+    from activations.atomic import building, claim_out_dir, has_files
     from experiments.stages import load_run_dir, model_names, require_stages
     from experiments.tasks import ROLES
     from features.browser import latent_data, logit_effects
@@ -67,9 +68,7 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
     from sae.load import load_sae_folder
 
     run, out = Path(run), Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "browser.json").exists():
-        raise FileExistsError(f"{out} exists and is not a feature browser (no browser.json): choose an empty or "
-                              f"new folder for --out")
+    claim_out_dir(out, "a feature browser", has_files("browser.json"), overwrite)
     rc = load_run_dir(run)
     require_stages(run, rc, ["cache", "sae", "features"], "the feature browser")
     names = model_names(rc)
@@ -110,9 +109,8 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
             note="Steering used the base SAE: its latent pages list the sweeps that included them." if m == "base"
             else ""))
         log(f"  browse {m}: {len(data['density'])} latents ({time.perf_counter() - t0:.1f} s)")
-    tmp = temp_dir(out)
-    pages = render_site(views, tmp, str(run), time.strftime("%Y-%m-%d %H:%M"), cfg.dense)
-    (tmp / "browser.json").write_text(json.dumps({"run": str(run), "models": names, "hook": hook,
-                                                  "config": cfg.__dict__}, indent=1))
-    replace_dir(tmp, out)
+    with building(out) as tmp:
+        pages = render_site(views, tmp, str(run), time.strftime("%Y-%m-%d %H:%M"), cfg.dense)
+        (tmp / "browser.json").write_text(json.dumps({"run": str(run), "models": names, "hook": hook,
+                                                      "config": cfg.__dict__}, indent=1))
     return [out / p.relative_to(tmp) for p in pages]

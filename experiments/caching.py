@@ -19,9 +19,11 @@ def cache_model(model: str, out: str | Path, task: ArithmeticTask, cfg: CacheCon
     from transformers import AutoTokenizer
 
     from activations.cache import write_cache
+    from activations.cache.writer import check_cache_out
     from activations.models import load_bridge, provenance, tokenizer_hash
     from experiments.behavior.model_eval import check_model_path, check_task
 
+    check_cache_out(out)  # before loading anything
     check_model_path(model)
     check_task(model, task)
     try:

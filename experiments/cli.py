@@ -40,8 +40,8 @@ def cmd_run(args: RunArgs) -> None:
     from experiments.runconfig import load_any_config
 
     cfg, path, stages = load_any_config(args.config, args.seed)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"saelab run: config {path}, out {args.out}", file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:  # stdout: an error stays the only line on stderr
+        print(f"saelab run: config {path}, out {args.out}", flush=True)
     run_pipeline(cfg, Path(args.out), stages, force=args.force, until=args.until, overwrite=args.overwrite,
                  log=lambda line: print(line, flush=True))
 
@@ -60,23 +60,21 @@ class BehaviorArgs:
     """Config whose `task` and `behavior` sections to use (built-in name or YAML path)."""
     seed: int | None = None
     """Override the config's seed (it fixes the evaluation problems)."""
+    overwrite: bool = False
+    """Replace an earlier `saelab behavior` result at OUT."""
 
 
 def cmd_behavior(args: BehaviorArgs) -> None:
     import json
 
+    from activations.atomic import claim_out_file, json_has_keys, write_atomic
     from experiments.behavior.model_eval import evaluate_model
-    from experiments.pipeline import write_atomic
     from experiments.runconfig import load_run_config
     from experiments.tasks import ArithmeticTask
 
+    out = Path(args.out)  # checked before any work: a bad --out fails now, not after the evaluation
+    claim_out_file(out, "a behaviour result", json_has_keys(("model", "metrics")), args.overwrite)
     cfg, _ = load_run_config(args.config, args.seed)
-    out = Path(args.out)
-    if out.suffix != ".json" or out.is_dir():
-        raise ValueError(f"--out must be a .json file, got {args.out!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the evaluation
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"cannot write to {out.parent}")
     metrics = evaluate_model(args.model, ArithmeticTask(cfg.task), cfg.behavior, cfg.seed, cfg.device,
                              reference=args.reference)
     write_atomic(out, json.dumps({"model": args.model, "reference": args.reference, "seed": cfg.seed,
@@ -180,6 +178,8 @@ class TrainSAEArgs:
     """A second, token-aligned cache (the fine-tuned model's): train a BatchTopK crosscoder on
     the pair instead of an SAE (uses --k, --expansion, --lr, --steps, --batch_size,
     --buffer_rows, --norm_batches, --seed, --device; it has no checkpoints)."""
+    overwrite: bool = False
+    """Replace an SAE or crosscoder that saelab trained at OUT (any other folder is refused)."""
     sae: SAETrainConfig = field(default_factory=SAETrainConfig)
     """SAE training settings."""
 
@@ -202,9 +202,10 @@ def cmd_train_sae(args: TrainSAEArgs) -> None:
                              "leave them out with --crosscoder_with")
         ccfg = CrosscoderConfig(expansion=c.expansion, k=c.k, lr=c.lr, steps=c.steps, batch_size=c.batch_size,
                                 buffer_rows=c.buffer_rows, norm_batches=c.norm_batches, seed=c.seed, device=c.device)
-        metrics = train_crosscoder(args.cache, args.crosscoder_with, args.hook, ccfg, args.out, where=where)
+        metrics = train_crosscoder(args.cache, args.crosscoder_with, args.hook, ccfg, args.out, where=where,
+                                   overwrite=args.overwrite)
     else:
-        metrics = train_sae(args.cache, args.hook, args.sae, args.out, where=where)
+        metrics = train_sae(args.cache, args.hook, args.sae, args.out, where=where, overwrite=args.overwrite)
     print(json.dumps(metrics, indent=1))
     print(f"saelab train-sae: wrote {args.out}", file=sys.stderr)
 
@@ -239,6 +240,8 @@ class EvalSAEArgs:
     """Sequences used for the spliced loss."""
     out: str | None = None
     """Write the metrics to this JSON file too."""
+    overwrite: bool = False
+    """Replace an earlier `saelab eval-sae` result at OUT."""
     device: str = "cpu"
     """Torch device."""
 
@@ -246,10 +249,13 @@ class EvalSAEArgs:
 def cmd_eval_sae(args: EvalSAEArgs) -> None:
     import json
 
+    from activations.atomic import claim_out_file, json_has_keys, write_atomic
     from activations.cache import open_cache
     from sae.evaluate import evaluate_on_cache
     from sae.load import check_fits, load_pretrained, load_sae_folder
 
+    if args.out:  # before any work: a bad --out fails now, not after the evaluation
+        claim_out_file(Path(args.out), "an SAE evaluation", json_has_keys(("sae", "reconstruction")), args.overwrite)
     if (args.sae is None) == (args.release is None):
         raise ValueError("give either --sae FOLDER or --release R --sae_id ID")
     if args.release is not None and args.sae_id is None:
@@ -280,8 +286,6 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
         result["spliced"] = spliced_loss(sae, load_bridge(args.model, args.device), hook, ids, {"step": step})
     text = json.dumps(result, indent=1)
     if args.out:
-        from activations.atomic import write_atomic
-
         write_atomic(Path(args.out), text)
     print(text)
 
@@ -341,7 +345,9 @@ class BrowseArgs:
     run: str = simple_field(positional=True, metavar="RUN_DIR")
     """A run directory with the cache, sae and features stages finished."""
     out: str = simple_field(default=None, required=True)
-    """The folder to write the site into (replaced if it is a previous browser)."""
+    """The folder to write the site into (new or empty; see --overwrite)."""
+    overwrite: bool = False
+    """Replace a previous feature browser at OUT (any other folder is refused)."""
     models: list[str] = field(default_factory=list)
     """Only these models (default: all)."""
     browser: BrowserConfig = field(default_factory=BrowserConfig)
@@ -353,7 +359,7 @@ def cmd_browse(args: BrowseArgs) -> None:
 
     t = time.perf_counter()
     pages = build_browser(Path(args.run), Path(args.out), args.browser, args.models or None,
-                          log=lambda line: print(line, flush=True))
+                          log=lambda line: print(line, flush=True), overwrite=args.overwrite)
     print(f"saelab browse: {len(pages)} pages in {time.perf_counter() - t:.0f} s; open {Path(args.out) / 'index.html'}",
           file=sys.stderr)
 
@@ -403,16 +409,15 @@ class TinyPairArgs:
     """Relative size of the seeded noise added to every weight of the "fine-tuned" model."""
     seed: int = 0
     """Seeds the weights."""
+    overwrite: bool = False
+    """Replace a tiny pair written earlier at OUT (any other folder is refused)."""
 
 
 def cmd_tiny_pair(args: TinyPairArgs) -> None:
-    from experiments.pairs.tiny import TINY_ARCHS, save_tiny_arch
+    from experiments.pairs.tiny import save_tiny_pair
 
-    if args.arch not in TINY_ARCHS:
-        raise ValueError(f"--arch must be one of {', '.join(TINY_ARCHS)}, got {args.arch!r}")
     out = Path(args.out)
-    for name, perturb in (("base", 0.0), ("perturbed", args.perturb)):
-        save_tiny_arch(out / name, args.arch, args.seed, perturb)
+    save_tiny_pair(out, args.arch, args.seed, args.perturb, overwrite=args.overwrite)
     print(f"saelab tiny-pair: wrote {out}/base and {out}/perturbed ({args.arch})", file=sys.stderr)
 
 
@@ -431,8 +436,18 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
 }
 
 
+class _Parser(ArgumentParser):
+    """argparse's usage errors as a UsageError for `main`'s one-line handler (argparse would
+    print the whole usage and exit by itself). Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        from experiments.errors import UsageError
+
+        raise UsageError(message)
+
+
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="saelab", description="saelab: does fine-tuning destroy reasoning "
+    parser = _Parser(prog="saelab", description="saelab: does fine-tuning destroy reasoning "
                             "or make it decorative? Sparse-autoencoder experiments on model pairs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (cls, _) in COMMANDS.items():
@@ -442,25 +457,42 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
-    _, fn = COMMANDS[ns.command]
-    # Our stages show their own progress; transformers' per-file loading bars only add noise.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (for errors raised while parsing it)."""
+    return next((a for a in argv if a in COMMANDS), None)
 
-    hf_logging.disable_progress_bar()
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. Everything, argument parsing and config checks included, is inside
+    one handler: an error the user can fix is one line on stderr and exit 2, nothing else
+    (`experiments.errors`); SAELAB_DEBUG=1 shows its traceback instead."""
+    from experiments.errors import UsageError, user_message
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = None
     try:
-        status = fn(ns.args)
-    except (ValueError, OSError, FloatingPointError) as e:  # OSError: missing, unwritable, full disk, ...
-        if os.environ.get("SAELAB_DEBUG"):
-            raise
-        print(f"saelab {ns.command}: error: {e}", file=sys.stderr)
-        return 2
+        ns = build_parser().parse_args(argv)
+        command, args = ns.command, ns.args
+        _, fn = COMMANDS[command]
+        # Our stages show their own progress; transformers' per-file loading bars only add noise.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        status = fn(args)
     except KeyboardInterrupt:
-        print(f"saelab {ns.command}: interrupted; finished outputs are kept, re-run to resume",
+        print(f"saelab {command or ''}: interrupted; finished outputs are kept, re-run to resume".replace("  ", " "),
               file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 (user_message decides: a user's mistake, or a bug)
+        message = user_message(e, getattr(args, "out", None))
+        if message is None or os.environ.get("SAELAB_DEBUG"):
+            raise
+        if isinstance(e, UsageError):
+            message += f" (see `saelab{' ' + command if command else ''} --help`)"
+        print(f"saelab{' ' + command if command else ''}: error: {message}", file=sys.stderr)
+        return 2
     return status or 0
 
 

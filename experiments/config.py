@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import os
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +51,19 @@ def _check_keys(cls: type, data: Any, where: str, path: str = "") -> None:
 def resolve_config_path(name_or_path: str) -> Path:
     """A built-in config name (`quick`, `default`) or a YAML path."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or os.path.lexists(p):
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 reports a loop so
+                raise ValueError(f"config {p} is a symlink loop (it points back at itself); give the YAML file") from None
+            except OSError as e:
+                if e.errno == 40:  # ELOOP
+                    raise ValueError(f"config {p} is a symlink loop (it points back at itself); "
+                                     "give the YAML file") from None
+                raise FileNotFoundError(f"config {p} is a symlink to a file that does not exist") from None
+        if p.is_dir():
+            raise IsADirectoryError(f"config {p} is a directory, not a YAML file; give the file inside it")
         if not p.is_file():
             raise FileNotFoundError(f"config file {p} does not exist")
         return p
@@ -62,11 +75,22 @@ def resolve_config_path(name_or_path: str) -> Path:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping; an empty file, invalid YAML or text that is not
+    UTF-8 is one error naming the file (and the line and column)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ValueError(f"{path} is not valid YAML: {e}") from None
-    data = {} if data is None else data
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{where}: invalid YAML: {what}") from None
+    if data is None:
+        raise ValueError(f"{path} is empty (no settings); write at least one section, or start from a "
+                         "built-in config (experiments/configs/quick.yaml)")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level must be a mapping of config sections")
     return data

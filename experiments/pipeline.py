@@ -117,9 +117,17 @@ MACHINE_KEYS = ("device", "threads")
 def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
     if run.exists() and not run.is_dir():
         raise FileExistsError(f"--out {run} is a file, not a run directory")
+    mpath = run / "manifest.json"
+    if mpath.is_file():  # checked before the lock is taken: a refused run leaves nothing in `run`
+        try:
+            manifest = json.loads(mpath.read_text())
+        except ValueError:
+            manifest = None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+            raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
     path = run / "config.yaml"
     if not path.is_file():
-        if run.exists() and any(run.iterdir()) and not (run / "manifest.json").is_file():
+        if run.exists() and any(run.iterdir()) and not mpath.is_file():
             raise FileExistsError(f"{run} exists and is not a saelab run directory; use another --out")
         return
     try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from activations.atomic import replace_dir, temp_dir
+from activations.atomic import building, claim_out_dir
 
 WEIGHTS = "crosscoder_weights.safetensors"
 ARCHITECTURE = "batchtopk_crosscoder"
@@ -207,10 +206,14 @@ def crosscoder_metrics(cc: Crosscoder, batches) -> dict:
 
 
 def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: str, cfg: CrosscoderConfig,
-                     out: str | Path, names: tuple[str, str] = ("base", "finetuned"), where=None) -> dict:
-    """Train a crosscoder on the paired (token-aligned) caches' rows of `hook` and save it to `out`."""
+                     out: str | Path, names: tuple[str, str] = ("base", "finetuned"), where=None,
+                     overwrite: bool = False) -> dict:
+    """Train a crosscoder on the paired (token-aligned) caches' rows of `hook` and save it to
+    `out` (an SAE or crosscoder saelab trained there is replaced only with `overwrite`)."""
     from activations.cache import open_paired
+    from sae.train import is_trained_folder
 
+    claim_out_dir(Path(out), "a crosscoder", is_trained_folder, overwrite)
     with open_paired(base_cache, finetuned_cache) as pair:
         pair.a._check_hook(hook)
         pairs = pair.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
@@ -218,26 +221,33 @@ def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: 
         provenance = {"hook_name": hook, "datasets": [str(base_cache), str(finetuned_cache)],
                       "model_names": [pair.a.meta.get("model"), pair.b.meta.get("model")]}
     metrics = {"hook": hook, **metrics, "train_rows": cfg.steps * cfg.batch_size}
-    save_crosscoder(cc, out, provenance, cfg, metrics)
+    save_crosscoder(cc, out, provenance, cfg, metrics, overwrite=overwrite)
     return metrics
 
 
 def save_crosscoder(cc: Crosscoder, out: str | Path, metadata: dict, cfg: CrosscoderConfig | None = None,
-                    metrics: dict | None = None) -> None:
+                    metrics: dict | None = None, overwrite: bool = False) -> None:
     from safetensors.torch import save_file
 
+    from sae.train import is_trained_folder
+
     out = Path(out)
-    tmp = temp_dir(out)
-    try:
+    # A crosscoder saved without a training config (no train_config.json) is still ours.
+    claim_out_dir(out, "a crosscoder", lambda f: is_trained_folder(f) or _is_crosscoder(f), overwrite)
+    with building(out) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in cc.state_dict().items()}, str(tmp / WEIGHTS))
         (tmp / "cfg.json").write_text(json.dumps({**cc.config(), "metadata": metadata}, indent=1))
         if cfg is not None:
             (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
         if metrics is not None:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_crosscoder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "cfg.json").read_text()).get("architecture") == ARCHITECTURE
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_crosscoder(path: str | Path, device: str = "cpu") -> Crosscoder:
@@ -246,10 +256,15 @@ def load_crosscoder(path: str | Path, device: str = "cpu") -> Crosscoder:
     path = Path(path)
     if not (path / "cfg.json").is_file() or not (path / WEIGHTS).is_file():
         raise ValueError(f"{path} is not a saelab crosscoder folder (needs cfg.json and {WEIGHTS})")
-    cfg = json.loads((path / "cfg.json").read_text())
-    if cfg.get("architecture") != ARCHITECTURE:
-        raise ValueError(f"{path} holds a {cfg.get('architecture')!r}, not a {ARCHITECTURE}")
-    cc = Crosscoder(cfg["d_in"], cfg["d_sae"], cfg["k"], cfg["n_models"], cfg["models"])
-    cc.load_state_dict(load_file(str(path / WEIGHTS)))
+    from sae.load import damaged_files
+
+    with damaged_files(path, "crosscoder", "train it again"):
+        cfg = json.loads((path / "cfg.json").read_text())
+        if not isinstance(cfg, dict):
+            raise ValueError("cfg.json is not a JSON object")
+        if cfg.get("architecture") != ARCHITECTURE:
+            raise ValueError(f"{path} holds a {cfg.get('architecture')!r}, not a {ARCHITECTURE}")
+        cc = Crosscoder(cfg["d_in"], cfg["d_sae"], cfg["k"], cfg["n_models"], cfg["models"])
+        cc.load_state_dict(load_file(str(path / WEIGHTS)))
     cc.metadata = cfg.get("metadata", {})
     return cc.to(device)

@@ -8,7 +8,10 @@ HF_HUB_OFFLINE is set or huggingface.co cannot be reached.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
+from typing import Iterator
 
 SAE_FILES = ("cfg.json", "sae_weights.safetensors")
 
@@ -26,10 +29,28 @@ def load_sae_folder(path: str | Path, device: str = "cpu"):
     if missing:
         raise ValueError(f"{path} is not a SAELens SAE folder (missing {', '.join(missing)}); "
                          "save one with sae.save_inference_model(path) or train one with saelab")
-    try:
+    with damaged_files(path, "SAE", "save or train it again"):
+        cfg = json.loads((path / "cfg.json").read_text())
+        if not isinstance(cfg, dict):
+            raise ValueError(f"cfg.json is a JSON {type(cfg).__name__}, not an object")
+        bad = [k for k in ("d_in", "d_sae") if k in cfg and (not isinstance(cfg[k], int) or isinstance(cfg[k], bool))]
+        if bad:  # SAELens would fail deep inside torch with a TypeError
+            raise ValueError(f"cfg.json: {', '.join(f'{k}={cfg[k]!r}' for k in bad)} must be whole numbers")
         return SAE.load_from_disk(str(path), device=device)
-    except (KeyError, ValueError, OSError) as e:
-        raise ValueError(f"cannot load the SAE in {path}: {type(e).__name__}: {e}") from None
+
+
+@contextlib.contextmanager
+def damaged_files(path: Path, what: str, fix: str) -> Iterator[None]:
+    """Errors from reading a saved SAE or crosscoder (unparsable or ill-typed cfg.json,
+    truncated safetensors, shapes that do not match) as one line naming the folder."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError, SafetensorError) as e:
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(f"cannot load the {what} in {path}: {type(e).__name__}: {detail}; the folder is damaged "
+                         f"or not in the expected format: {fix}") from None
 
 
 def load_pretrained(release: str, sae_id: str, device: str = "cpu"):

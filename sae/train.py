@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from activations.atomic import replace_dir, temp_dir, write_json_atomic
+from activations.atomic import building, claim_out_dir, write_json_atomic
 from sae.config import SAETrainConfig, training_classes
 from activations.cache import open_cache
 from activations.cache.format import INDEX
@@ -117,15 +117,26 @@ def _latest_checkpoint(ckpt: Path, key: dict) -> Path | None:
     return max(done, key=lambda d: int(d.name), default=None)
 
 
-def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str | Path, where=None) -> dict:
+def is_trained_folder(folder: Path) -> bool:
+    """Whether `folder` holds an SAE or crosscoder that saelab trained (the only folders
+    `--out` may replace): its cfg.json, weights and train_config.json."""
+    folder = Path(folder)
+    weights = (folder / "sae_weights.safetensors").is_file() or (folder / "crosscoder_weights.safetensors").is_file()
+    return weights and (folder / "cfg.json").is_file() and (folder / "train_config.json").is_file()
+
+
+def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str | Path, where=None,
+              overwrite: bool = False) -> dict:
     """Train one SAE on `hook` of the cache at `cache_path` (rows passing `where`), save it to
     `out` in SAELens' inference format; returns its metrics. Resumes from `<out>.checkpoints/`
-    when an earlier run of the same config and cache was interrupted."""
+    when an earlier run of the same config and cache was interrupted. An SAE already at
+    `out` is replaced only with `overwrite`; any other non-empty folder is refused."""
     from sae_lens import SAE
     from sae_lens.config import SAETrainerConfig
 
-    cfg.check()
     out = Path(out)
+    claim_out_dir(out, "an SAE", is_trained_folder, overwrite)
+    cfg.check()
     ckpt = checkpoint_dir(out)
     with open_cache(cache_path) as cache:
         if hook not in cache.hooks:
@@ -166,8 +177,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
         sae.cfg.metadata.hook_name = hook
         sae.cfg.metadata.dataset_path = str(cache_path)
         sae.cfg.metadata.context_size = None
-    tmp = temp_dir(out)
-    try:
+    with building(out) as tmp:  # removed, and nothing at `out` touched, if writing fails
         sae.save_inference_model(tmp)
         # Measure what was saved: BatchTopK and Matryoshka export as JumpReLU with a learned
         # threshold, whose L0 can be far from the trained k after short runs.
@@ -183,9 +193,6 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
             warnings.warn(metrics["warning"], stacklevel=2)
         (tmp / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
 

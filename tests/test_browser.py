@@ -99,7 +99,13 @@ def test_browse_writes_a_static_site(quick_run, tmp_path, capsys):
     other.mkdir()
     (other / "notes.txt").write_text("keep")
     assert main(["browse", str(run), "--out", str(other)]) == 2
-    assert "is not a feature browser" in capsys.readouterr().err and (other / "notes.txt").exists()
+    assert "does not hold a feature browser" in capsys.readouterr().err and (other / "notes.txt").exists()
+    # a previous browser is replaced only with --overwrite, and then holds what was asked
+    assert main(["browse", str(run), "--out", str(out), "--models", "base"]) == 2
+    assert "already holds a feature browser; pass --overwrite" in capsys.readouterr().err
+    assert main(["browse", str(run), "--out", str(out), "--models", "base", "--overwrite"]) == 0
+    assert json.loads((out / "browser.json").read_text())["models"] == ["base"]
+    assert not (out / "sft-noisy-trace").exists()
 
 
 def test_figures_redraw_from_saved_data_with_the_same_pixels(quick_run, tmp_path, capsys):

@@ -76,11 +76,33 @@ class ActivationCache:
                     raise CacheError(f"shard {p} is corrupted (its checksum differs from {INDEX}); delete the shard "
                                      f"and {self.path / INDEX}, then re-run the writer")
             self.shard_rows = [int(s["rows"]) for s in index["shards"]]
+            # An index that disagrees with meta.json (edited, or of another cache) is damaged.
+            if sum(self.shard_rows) != self.meta["n_rows"] or len(self.shard_rows) != self.meta["n_shards"]:
+                raise CacheError(f"{self.path / INDEX} lists {sum(self.shard_rows)} rows in {len(self.shard_rows)} "
+                                 f"shards but {META} says {self.meta['n_rows']} rows in {self.meta['n_shards']}; "
+                                 f"the cache is damaged: delete {self.path / INDEX} and re-run the writer")
+            if verify:
+                self._verify_rows()
         else:
             self._paths = sorted((self.path / SHARDS).glob("shard-*.h5"))
             self.shard_rows = [int(self._file(i).attrs["n_rows"]) for i in range(len(self._paths))]
         self.offsets = np.concatenate([[0], np.cumsum(self.shard_rows)]).astype(np.int64)
         self.n_rows = int(self.offsets[-1])
+
+    def _verify_rows(self) -> None:
+        """Every shard holds the rows its index entry says, in every dataset."""
+        for i, rows in enumerate(self.shard_rows):
+            f = self._file(i)
+            lengths = {name: len(f[name]) for name in ("token_ids", "seq", "pos")}
+            lengths |= {f"acts/{h}": len(f["acts"][h]) for h in self.hooks}
+            lengths |= {f"labels/{n}": len(d) for n, d in f.get("labels", {}).items()}
+            bad = {k: v for k, v in lengths.items() if v != rows} | (
+                {"attrs n_rows": int(f.attrs["n_rows"])} if int(f.attrs["n_rows"]) != rows else {})
+            if bad:
+                held = (f"{set(bad.values()).pop()} rows" if len(set(bad.values())) == 1 else
+                        ", ".join(f"{k}: {v}" for k, v in bad.items()))
+                raise CacheError(f"shard {self._paths[i]} holds {held} where {INDEX} says {rows} rows; the cache is "
+                                 f"damaged: delete {self.path / INDEX} and re-run the writer")
 
     def _file(self, i: int) -> h5py.File:
         """Shard i's open file. At most MAX_OPEN stay open (least recently used closed

@@ -210,6 +210,16 @@ def _is_fresh(out: Path) -> bool:
     return True
 
 
+def check_cache_out(out: str | Path) -> None:
+    """Refuse, before any work, a cache path that is a file or a folder holding something
+    other than an activation cache: never removed, --overwrite or not, as it is not ours."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CacheError(f"{out} is a file, not a cache folder; choose a new folder")
+    if out.exists() and not (out / META).is_file() and not _is_fresh(out):
+        raise CacheError(f"{out} exists and is not an activation cache; it was left untouched: use another path")
+
+
 def _remove_cache(out: Path) -> None:
     """Remove a cache folder; index.json goes first, so a kill midway never leaves a folder
     that claims to be complete."""
@@ -281,9 +291,8 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
         "token_ids_hash": array_hash(token_ids),
         "labels_hash": array_hash([a for name in labels for a in labels[name]]),
     }
-    if rank == 0 and out.exists() and not (out / META).is_file() and not _is_fresh(out):
-        # Never removed, --overwrite or not: it is not ours.
-        raise CacheError(f"{out} exists and is not an activation cache; use another path")
+    if rank == 0:
+        check_cache_out(out)
     lock = CacheLock(out) if rank == 0 else None  # one writing job per cache folder
     try:
         if rank == 0:

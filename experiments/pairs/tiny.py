@@ -57,3 +57,38 @@ def save_tiny_arch(path, arch: str, seed: int = 0, perturb: float = 0.0) -> str:
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+PAIR_MARKER = "tiny-pair.json"
+
+
+def is_tiny_pair(folder) -> bool:
+    """A folder `save_tiny_pair` wrote (its marker; or, from before the marker, exactly the
+    two model folders)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if (folder / PAIR_MARKER).is_file():
+        return True
+    return {p.name for p in folder.iterdir()} == {"base", "perturbed"} and all(
+        (folder / m / "config.json").is_file() for m in ("base", "perturbed"))
+
+
+def save_tiny_pair(out, arch: str, seed: int = 0, perturb: float = 0.05, overwrite: bool = False) -> None:
+    """OUT/base and OUT/perturbed (`save_tiny_arch`), written into a temporary folder renamed
+    when both are whole, so a failure (a full disk) leaves no half-written model."""
+    import json
+    from pathlib import Path
+
+    from activations.atomic import building, claim_out_dir
+
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"--arch must be one of {', '.join(TINY_ARCHS)}, got {arch!r}")
+    if perturb < 0:
+        raise ValueError(f"--perturb must be >= 0 (a relative noise size), got {perturb}")
+    out = Path(out)
+    claim_out_dir(out, "a tiny model pair", is_tiny_pair, overwrite)
+    with building(out) as tmp:
+        for name, p in (("base", 0.0), ("perturbed", perturb)):
+            save_tiny_arch(tmp / name, arch, seed, p)
+        (tmp / PAIR_MARKER).write_text(json.dumps({"arch": arch, "seed": seed, "perturb": perturb}, indent=1))
