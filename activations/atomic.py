@@ -60,12 +60,13 @@ def is_disk_full(e: BaseException) -> bool:
 
 @contextlib.contextmanager
 def naming(path: Path) -> Iterator[None]:
-    """Re-raise an OS error without a file name (and a full disk wrapped by a library) as
-    an OSError naming `path`, so the one-line error says where it happened."""
+    """Re-raise an OS error without a file name, or naming `path`'s temporary (and a full
+    disk wrapped by a library), as an OSError naming `path`: the output the user asked for."""
+    temporary = f".{Path(path).name}.tmp-"
     try:
         yield
     except OSError as e:
-        if e.filename is None and e.errno is not None:
+        if e.errno is not None and (e.filename is None or temporary in str(e.filename)):
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     except Exception as e:  # noqa: BLE001 (a library's own error type around ENOSPC)
@@ -103,28 +104,45 @@ def replace_dir(tmp: Path, final: Path) -> None:
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.replace(old, final)  # the previous output stays in place, not hidden as .old-
+            raise
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
 
 
 def claim_out_dir(out: Path, what: str, is_ours: Callable[[Path], bool], overwrite: bool,
-                  flag: str = "--out") -> bool:
+                  flag: str = "--out", owns: Callable[[Path], set[str]] | None = None) -> bool:
     """Check, before any work, that the folder `out` may be written; True when it holds an
     output of this kind that will be replaced.
 
     `what` names the output ("an SAE"); `is_ours(out)` says whether a non-empty folder holds
-    one (a marker file the writer leaves, or the layout it owns). A folder that is not ours
-    is refused even with `overwrite`: the lab never deletes files it did not write."""
+    one (the marker file its writer leaves). `owns(out)`, if given, names every entry such a
+    folder may hold: anything else in it is the user's, so the folder is not replaced. A
+    folder that is not ours is refused even with `overwrite`: the lab never deletes files
+    it did not write."""
     out = Path(out)
+    if out.is_symlink():
+        raise FileExistsError(f"{flag} {out} is a symbolic link; give the folder it points to, or a new folder")
     if os.path.lexists(out) and not out.is_dir():
         raise FileExistsError(f"{flag} {out} is a file, not a folder; choose a new folder for {flag}")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists():
+        _check_writable(out, flag)
+        return False
+    if not any(out.iterdir()):
+        _check_writable(out, flag)
         return False
     if not is_ours(out):
         raise FileExistsError(f"{flag} {out} exists and does not hold {what} written by saelab; it was left "
                               f"untouched: choose an empty or new folder for {flag}")
+    extra = sorted({p.name for p in out.iterdir()} - owns(out)) if owns is not None else []
+    if extra:
+        raise FileExistsError(f"{flag} {out} holds {what} and files saelab did not write there "
+                              f"({', '.join(extra[:5])}); it was left untouched: move them, or choose another "
+                              f"folder for {flag}")
     if not overwrite:
         raise FileExistsError(f"{flag} {out} already holds {what}; pass --overwrite to replace it, or choose "
                               f"another folder for {flag}")
@@ -147,7 +165,13 @@ def claim_out_file(out: Path, what: str, is_ours: Callable[[Path], bool], overwr
                                   f"untouched: choose a new file for {flag}")
         if not overwrite:
             raise FileExistsError(f"{flag} {out} already holds {what}; pass --overwrite to replace it")
-    parent = out.parent
+    _check_writable(out, flag)
+
+
+def _check_writable(out: Path, flag: str) -> None:
+    """The folder that will hold `out` (its nearest existing ancestor) can be written: the
+    temporary beside `out` and the rename need it, and failing there would come after the work."""
+    parent = Path(out).parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):

@@ -52,6 +52,15 @@ def _steering_rows(run: Path, variants: list[str]) -> dict[int, list[dict]]:
     return rows
 
 
+def _browser_entries(folder: Path) -> set[str]:
+    """What a browser folder holds at its top level: its index, assets and a folder per model."""
+    try:
+        models = json.loads((folder / "browser.json").read_text()).get("models", [])
+    except (OSError, ValueError, AttributeError):
+        models = []
+    return {"browser.json", "index.html", "assets", *[m for m in models if isinstance(m, str)]}
+
+
 def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | None = None,
                   log=print, overwrite: bool = False) -> list[Path]:
     """Write the site into `out` (atomically: a temporary folder renamed at the end); a
@@ -68,7 +77,7 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
     from sae.load import load_sae_folder
 
     run, out = Path(run), Path(out)
-    claim_out_dir(out, "a feature browser", has_files("browser.json"), overwrite)
+    claim_out_dir(out, "a feature browser", has_files("browser.json"), overwrite, owns=_browser_entries)
     rc = load_run_dir(run)
     require_stages(run, rc, ["cache", "sae", "features"], "the feature browser")
     names = model_names(rc)

@@ -3,6 +3,7 @@ set, and describe a cache."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ def cache_model(model: str, out: str | Path, task: ArithmeticTask, cfg: CacheCon
     from activations.models import load_bridge, provenance, tokenizer_hash
     from experiments.behavior.model_eval import check_model_path, check_task
 
-    check_cache_out(out)  # before loading anything
+    if int(os.environ.get("RANK", "0")) == 0:  # before loading anything; rank 0 owns the folder
+        check_cache_out(out)
     check_model_path(model)
     check_task(model, task)
     try:

@@ -73,7 +73,8 @@ def cmd_behavior(args: BehaviorArgs) -> None:
     from experiments.tasks import ArithmeticTask
 
     out = Path(args.out)  # checked before any work: a bad --out fails now, not after the evaluation
-    claim_out_file(out, "a behaviour result", json_has_keys(("model", "metrics")), args.overwrite)
+    claim_out_file(out, "a behaviour result", json_has_keys(("model", "reference", "seed", "metrics")),
+                   args.overwrite)
     cfg, _ = load_run_config(args.config, args.seed)
     metrics = evaluate_model(args.model, ArithmeticTask(cfg.task), cfg.behavior, cfg.seed, cfg.device,
                              reference=args.reference)
@@ -255,7 +256,8 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
     from sae.load import check_fits, load_pretrained, load_sae_folder
 
     if args.out:  # before any work: a bad --out fails now, not after the evaluation
-        claim_out_file(Path(args.out), "an SAE evaluation", json_has_keys(("sae", "reconstruction")), args.overwrite)
+        ours = json_has_keys(("sae", "cache", "hook", "role", "variant", "reconstruction"))
+        claim_out_file(Path(args.out), "an SAE evaluation", ours, args.overwrite)
     if (args.sae is None) == (args.release is None):
         raise ValueError("give either --sae FOLDER or --release R --sae_id ID")
     if args.release is not None and args.sae_id is None:
@@ -482,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         status = fn(args)
     except KeyboardInterrupt:
-        print(f"saelab {command or ''}: interrupted; finished outputs are kept, re-run to resume".replace("  ", " "),
+        print(f"saelab{' ' + command if command else ''}: interrupted; finished outputs are kept, re-run to resume",
               file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 (user_message decides: a user's mistake, or a bug)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import errno
 import json
 import os
 import typing
@@ -58,10 +59,12 @@ def resolve_config_path(name_or_path: str) -> Path:
             except RuntimeError:  # Python < 3.13 reports a loop so
                 raise ValueError(f"config {p} is a symlink loop (it points back at itself); give the YAML file") from None
             except OSError as e:
-                if e.errno == 40:  # ELOOP
+                if e.errno == errno.ELOOP:
                     raise ValueError(f"config {p} is a symlink loop (it points back at itself); "
                                      "give the YAML file") from None
-                raise FileNotFoundError(f"config {p} is a symlink to a file that does not exist") from None
+                if e.errno == errno.ENOENT:
+                    raise FileNotFoundError(f"config {p} is a symlink to a file that does not exist") from None
+                raise
         if p.is_dir():
             raise IsADirectoryError(f"config {p} is a directory, not a YAML file; give the file inside it")
         if not p.is_file():

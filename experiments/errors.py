@@ -35,7 +35,7 @@ def user_message(e: BaseException, out: str | None = None) -> str | None:
     if is_disk_full(e):
         where = getattr(e, "filename", None) or out
         return (f"no space left on the device while writing {where or 'the output'}: free some space there, "
-                "or write to another disk; nothing finished was left behind")
+                "or write to another disk")
     if isinstance(e, OSError) and e.errno is not None and e.filename is not None:
         fix = _OS_FIXES.get(e.errno)
         return f"{e.strerror or e}: {e.filename}" + (f"; {fix}" if fix else "")

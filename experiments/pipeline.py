@@ -114,35 +114,65 @@ def _up_to_date(run: Path, cfg: RunConfig, stage: Stage, record: dict | None, in
 MACHINE_KEYS = ("device", "threads")
 
 
-def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
-    if run.exists() and not run.is_dir():
-        raise FileExistsError(f"--out {run} is a file, not a run directory")
-    mpath = run / "manifest.json"
-    if mpath.is_file():  # checked before the lock is taken: a refused run leaves nothing in `run`
-        try:
-            manifest = json.loads(mpath.read_text())
-        except ValueError:
-            manifest = None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
-            raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
-    path = run / "config.yaml"
-    if not path.is_file():
-        if run.exists() and any(run.iterdir()) and not mpath.is_file():
-            raise FileExistsError(f"{run} exists and is not a saelab run directory; use another --out")
-        return
+def _read_manifest(run: Path) -> dict | None:
+    """The run's manifest if saelab wrote it (a JSON object with manifest_version and a
+    stages mapping), else None; a manifest.json that is not ours is never rewritten."""
     try:
-        old = yaml.safe_load(path.read_text())
+        manifest = json.loads((run / "manifest.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(manifest, dict) and "manifest_version" in manifest and isinstance(manifest.get("stages"), dict)
+    return manifest if ok else None
+
+
+def _read_run_config(path: Path) -> dict:
+    """A run directory's config.yaml as a mapping (one-line errors naming the file)."""
+    try:
+        old = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; fix or delete it") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path} is not valid YAML ({str(e).splitlines()[0]}); fix or delete it") from None
     if not isinstance(old, dict):
         raise ValueError(f"{path} is not a saelab config (not a mapping); fix or delete it")
-    new = to_dict(cfg)
-    try:  # fields added since the run was written count with their defaults, not as differences
-        from experiments.config import from_dict
+    return old
 
-        old = to_dict(from_dict(type(cfg), old, str(path)))
-    except ValueError:
-        pass  # a field removed or renamed since: compared as written
+
+def _check_config(run: Path, cfg: RunConfig, overwrite: bool) -> None:
+    """Before the lock is taken and before anything is written: `run` is new, empty, or a
+    run directory saelab wrote (its manifest, or a config.yaml that loads as this kind of
+    config: a run killed before its first manifest); any other folder is refused, whatever
+    `overwrite` says. A run directory of a different config needs `overwrite`."""
+    from experiments.config import from_dict
+
+    if run.exists() and not run.is_dir():
+        raise FileExistsError(f"--out {run} is a file, not a run directory")
+    if not run.exists() or not any(run.iterdir()):
+        return
+    manifest, path = _read_manifest(run), run / "config.yaml"
+    raw = parsed = None
+    if path.is_file():
+        try:
+            raw = _read_run_config(path)
+        except ValueError:
+            if manifest is not None:  # our run directory with a damaged config: say so
+                raise
+    if raw is not None:
+        try:
+            parsed = to_dict(from_dict(type(cfg), raw, str(path)))
+        except ValueError:
+            parsed = None
+    if manifest is None and parsed is None:
+        raise FileExistsError(f"{run} exists and is not a saelab run directory (no saelab manifest.json or "
+                              "config.yaml); it was left untouched: use another --out")
+    if manifest is None and (run / "manifest.json").exists():
+        raise ValueError(f"{run / 'manifest.json'} is not a saelab manifest; delete it (every stage then runs again)")
+    if not path.is_file():
+        return
+    # Fields added since the run was written count with their defaults (from_dict fills them);
+    # a config from_dict refuses (a field removed or renamed since) is compared as written.
+    old = parsed if parsed is not None else raw
+    new = to_dict(cfg)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in MACHINE_KEYS)
     if diff and not overwrite:
         raise FileExistsError(f"{run} was written by a different config (differs in: {', '.join(diff)}); "

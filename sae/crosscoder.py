@@ -211,9 +211,9 @@ def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: 
     """Train a crosscoder on the paired (token-aligned) caches' rows of `hook` and save it to
     `out` (an SAE or crosscoder saelab trained there is replaced only with `overwrite`)."""
     from activations.cache import open_paired
-    from sae.train import is_trained_folder
+    from sae.train import TRAINED_FILES, is_trained_folder
 
-    claim_out_dir(Path(out), "a crosscoder", is_trained_folder, overwrite)
+    claim_out_dir(Path(out), "a crosscoder", is_trained_folder, overwrite, owns=lambda f: TRAINED_FILES)
     with open_paired(base_cache, finetuned_cache) as pair:
         pair.a._check_hook(hook)
         pairs = pair.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
@@ -229,11 +229,12 @@ def save_crosscoder(cc: Crosscoder, out: str | Path, metadata: dict, cfg: Crossc
                     metrics: dict | None = None, overwrite: bool = False) -> None:
     from safetensors.torch import save_file
 
-    from sae.train import is_trained_folder
+    from sae.train import TRAINED_FILES, is_trained_folder
 
     out = Path(out)
     # A crosscoder saved without a training config (no train_config.json) is still ours.
-    claim_out_dir(out, "a crosscoder", lambda f: is_trained_folder(f) or _is_crosscoder(f), overwrite)
+    claim_out_dir(out, "a crosscoder", lambda f: is_trained_folder(f) or _is_crosscoder(f), overwrite,
+                  owns=lambda f: TRAINED_FILES)
     with building(out) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in cc.state_dict().items()}, str(tmp / WEIGHTS))
         (tmp / "cfg.json").write_text(json.dumps({**cc.config(), "metadata": metadata}, indent=1))

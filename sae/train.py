@@ -117,6 +117,12 @@ def _latest_checkpoint(ckpt: Path, key: dict) -> Path | None:
     return max(done, key=lambda d: int(d.name), default=None)
 
 
+# Every file saelab's SAE or crosscoder writers leave in an output folder (SAELens' own
+# inference files, ours beside them); a folder holding anything else is not replaced.
+TRAINED_FILES = {"cfg.json", "sae_weights.safetensors", "sparsity.safetensors", "crosscoder_weights.safetensors",
+                 "train_config.json", "metrics.json", "diff.json"}
+
+
 def is_trained_folder(folder: Path) -> bool:
     """Whether `folder` holds an SAE or crosscoder that saelab trained (the only folders
     `--out` may replace): its cfg.json, weights and train_config.json."""
@@ -135,7 +141,7 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
     from sae_lens.config import SAETrainerConfig
 
     out = Path(out)
-    claim_out_dir(out, "an SAE", is_trained_folder, overwrite)
+    claim_out_dir(out, "an SAE", is_trained_folder, overwrite, owns=lambda f: TRAINED_FILES)
     cfg.check()
     ckpt = checkpoint_dir(out)
     with open_cache(cache_path) as cache:

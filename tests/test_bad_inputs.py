@@ -189,6 +189,11 @@ CASES = [
     ("run-out-foreign", ["run", "--config", "quick", "--out", "{lab}/user"], ["is not a saelab run directory"], None),
     ("run-other-config", ["run", "--config", "default", "--out", "{w}/r"], ["written by a different config",
                                                                              "--overwrite"], _copy("run", "r")),
+    ("run-user-config-yaml", ["run", "--config", "quick", "--out", "{w}/app", "--overwrite"],
+     ["is not a saelab run directory", "left untouched"],
+     lambda w, lab: (_write("app/config.yaml", "name: my app\nport: 80\n")(w, lab), _write("app/a.txt", "x")(w, lab))),
+    ("run-user-manifest", ["run", "--config", "quick", "--out", "{w}/app", "--overwrite"],
+     ["is not a saelab run directory"], _write("app/manifest.json", '{"name": "my web app", "stages": {}}')),
     ("run-bad-manifest", ["run", "--config", "quick", "--out", "{w}/r"], ["is not a saelab manifest"],
      lambda w, lab: (_copy("run", "r")(w, lab), (w / "r" / "manifest.json").write_text("[1]"))),
     # -- behavior
@@ -199,7 +204,9 @@ CASES = [
     ("behavior-out-foreign", ["behavior", "--model", "{lab}/m", "--out", "{w}/mine.json"],
      ["is not a behaviour result written by saelab"], _write("mine.json", '{"notes": 1}')),
     ("behavior-out-own", ["behavior", "--model", "{lab}/m", "--out", "{w}/own.json"], ["pass --overwrite"],
-     _own_json(("model", "metrics"))),
+     _own_json(("model", "reference", "seed", "metrics"))),
+    ("behavior-out-lookalike", ["behavior", "--model", "{lab}/m", "--out", "{w}/own.json", "--overwrite"],
+     ["is not a behaviour result written by saelab"], _own_json(("model", "metrics"))),
     ("behavior-out-under-file", ["behavior", "--model", "{lab}/m", "--out", "{w}/f.txt/o.json"],
      ["is not a writable folder"], _write("f.txt", "mine")),
     ("behavior-bad-config", ["behavior", "--model", "{lab}/m", "--out", "{w}/o.json", "--config", "nope"],
@@ -210,6 +217,11 @@ CASES = [
     ("cache-out-file", ["cache", "--model", "{lab}/m", "--out", "{w}/f.txt"], ["is a file"], _write("f.txt", "mine")),
     ("cache-other-settings", ["cache", "--model", "{lab}/m", "--out", "{w}/c", "--config", "quick"],
      ["written with other settings"], _copy("c", "c")),
+    ("cache-user-meta", ["cache", "--model", "{lab}/m", "--out", "{w}/d", "--overwrite"],
+     ["is not an activation cache", "left untouched"], _write("d/meta.json", '{"author": "me"}')),
+    ("cache-files-beside", ["cache", "--model", "{lab}/m", "--out", "{w}/c", "--config", "quick", "--overwrite"],
+     ["files the cache writer did not make (notes.txt)"],
+     lambda w, lab: (_copy("c", "c")(w, lab), (w / "c" / "notes.txt").write_text("mine"))),
     ("info-missing", ["cache-info", "{w}/nope"], ["is not an activation cache"], None),
     ("info-foreign", ["cache-info", "{lab}/user"], ["is not an activation cache"], None),
     ("info-meta-garbage", ["cache-info", "{w}/c"], ["meta.json is unreadable"],
@@ -236,6 +248,13 @@ CASES = [
      ["already holds an SAE; pass --overwrite"], _copy("sae", "s")),
     ("train-out-file", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/f.txt", *TRAIN],
      ["is a file, not a folder"], _write("f.txt", "mine")),
+    ("train-out-symlink", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/link", *TRAIN],
+     ["is a symbolic link"], lambda w, lab: ((w / "d").mkdir(), (w / "link").symlink_to(w / "d"))),
+    ("train-out-own-with-user-files", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/s",
+                                       "--overwrite", *TRAIN], ["files saelab did not write there (notes.txt)"],
+     lambda w, lab: (_copy("sae", "s")(w, lab), (w / "s" / "notes.txt").write_text("mine"))),
+    ("train-out-under-file", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/f.txt/s", *TRAIN],
+     ["is not a writable folder"], _write("f.txt", "mine")),
     ("train-k-negative", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/s", "--k", "-3"],
      ["sae k must be >= 1, got -3"], None),
     ("train-steps-zero", ["train-sae", "--cache", "{lab}/c", "--hook", HOOK, "--out", "{w}/s", "--steps", "0"],
@@ -281,7 +300,7 @@ CASES = [
     ("eval-out-not-json", ["eval-sae", "--cache", "{lab}/c", "--sae", "{lab}/sae", "--out", "{w}/d"],
      ["must be a .json file"], None),
     ("eval-out-own", ["eval-sae", "--cache", "{lab}/c", "--sae", "{lab}/sae", "--out", "{w}/own.json"],
-     ["pass --overwrite"], _own_json(("sae", "reconstruction"))),
+     ["pass --overwrite"], _own_json(("sae", "cache", "hook", "role", "variant", "reconstruction"))),
     # -- stages of a run directory, figures, browse
     ("features-not-run", ["features", "{w}/nope"], ["is not a run directory (no config.yaml)"], None),
     ("steer-foreign", ["steer", "{lab}/user"], ["is not a run directory"], None),
@@ -300,6 +319,9 @@ CASES = [
     ("tiny-out-foreign", ["tiny-pair", "--out", "{lab}/user"], ["does not hold a tiny model pair"], None),
     ("tiny-out-own", ["tiny-pair", "--out", "{w}/p"], ["already holds a tiny model pair"],
      _write("p/tiny-pair.json", "{}")),
+    ("tiny-out-own-with-user-files", ["tiny-pair", "--out", "{w}/p", "--overwrite"],
+     ["files saelab did not write there (notes.txt)"],
+     lambda w, lab: (_write("p/tiny-pair.json", "{}")(w, lab), _write("p/notes.txt", "mine")(w, lab))),
 ]
 
 
@@ -386,7 +408,7 @@ def test_a_real_full_disk_in_a_small_tmpfs(lab, tmp_path):
     assert r.stdout.split() == ["rc=2", "rc=2"], (r.stdout, r.stderr)  # and `ls -A` of the disk printed nothing
     errors = [line for line in r.stderr.splitlines() if ": error: " in line]
     assert errors == [f"saelab {c}: error: no space left on the device while writing {o}: free some space there, or "
-                      "write to another disk; nothing finished was left behind"
+                      "write to another disk"
                       for c, o in (("train-sae", "sae"), ("tiny-pair", "pair"))], r.stderr
     assert "Traceback" not in r.stderr
 
@@ -401,3 +423,28 @@ def test_a_real_process_prints_one_line_and_debug_shows_the_traceback(lab):
     r = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "SAELAB_DEBUG": "1"})
     assert r.returncode == 1 and "Traceback" in r.stderr and "ValueError: sae k must be >= 1" in r.stderr
     assert not (lab / "never").exists()
+
+
+def test_a_failed_rename_puts_the_previous_output_back(tmp_path, monkeypatch):
+    """replace_dir: if moving the new folder into place fails, the old one is where it was
+    (not left hidden as .NAME.old-PID) and the error propagates."""
+    from activations import atomic
+
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("previous")
+    calls = []
+    real = os.replace
+
+    def flaky(a, b):
+        calls.append((Path(a).name, Path(b).name))
+        if len(calls) == 2:  # the second rename: the new folder into place
+            raise OSError(28, "No space left on device")
+        real(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", flaky)
+    with pytest.raises(OSError):
+        with atomic.building(final) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (final / "old.txt").read_text() == "previous" and len(calls) == 3

@@ -44,8 +44,9 @@ class ActivationCache:
         self._open: OrderedDict[int, h5py.File] = OrderedDict()
         try:
             self._load(allow_incomplete, verify)
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, CacheError):
+        except BaseException as e:
+            self.close()
+            if isinstance(e, CacheError) or not isinstance(e, (KeyError, TypeError, ValueError)):
                 raise
             raise CacheError(f"{self.path}: malformed cache metadata ({type(e).__name__}: {e}); write it again") from None
 
@@ -93,9 +94,13 @@ class ActivationCache:
         """Every shard holds the rows its index entry says, in every dataset."""
         for i, rows in enumerate(self.shard_rows):
             f = self._file(i)
-            lengths = {name: len(f[name]) for name in ("token_ids", "seq", "pos")}
-            lengths |= {f"acts/{h}": len(f["acts"][h]) for h in self.hooks}
-            lengths |= {f"labels/{n}": len(d) for n, d in f.get("labels", {}).items()}
+            try:
+                lengths = {name: len(f[name]) for name in ("token_ids", "seq", "pos")}
+                lengths |= {f"acts/{h}": len(f["acts"][h]) for h in self.hooks}
+                lengths |= {f"labels/{n}": len(d) for n, d in f.get("labels", {}).items()}
+            except KeyError as e:
+                raise CacheError(f"shard {self._paths[i]} lacks a dataset ({e}); the cache is damaged: delete the "
+                                 f"shard and {self.path / INDEX}, then re-run the writer") from None
             bad = {k: v for k, v in lengths.items() if v != rows} | (
                 {"attrs n_rows": int(f.attrs["n_rows"])} if int(f.attrs["n_rows"]) != rows else {})
             if bad:

@@ -210,23 +210,47 @@ def _is_fresh(out: Path) -> bool:
     return True
 
 
+def _foreign_entries(out: Path) -> list[str]:
+    """Entries of a cache folder that no cache writer made (the user's files beside it)."""
+    ours = {META, INDEX, SHARDS, ".lock"}
+    extra = [p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith(f".{META}.tmp-")
+             and not p.name.startswith(f".{INDEX}.tmp-")]
+    if (out / SHARDS).is_dir():
+        extra += [f"{SHARDS}/{p.name}" for p in (out / SHARDS).iterdir()
+                  if not re.fullmatch(r"\.?shard-\d+\.h5(\.crc32)?(\.tmp-\d+)?", p.name)]
+    return sorted(extra)
+
+
 def check_cache_out(out: str | Path) -> None:
-    """Refuse, before any work, a cache path that is a file or a folder holding something
-    other than an activation cache: never removed, --overwrite or not, as it is not ours."""
+    """Refuse, before any work, a cache path that is a file, a folder holding something
+    other than an activation cache, or a cache with files beside it that the writer did not
+    make: never removed, --overwrite or not, as they are not ours."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CacheError(f"{out} is a file, not a cache folder; choose a new folder")
-    if out.exists() and not (out / META).is_file() and not _is_fresh(out):
+    if not out.exists() or _is_fresh(out):
+        return
+    meta = None
+    if (out / META).is_file():
+        try:
+            meta = json.loads((out / META).read_bytes())
+        except (OSError, ValueError):
+            meta = None
+    if not (isinstance(meta, dict) and {"format_version", "hooks", "write_config"} <= set(meta)):
         raise CacheError(f"{out} exists and is not an activation cache; it was left untouched: use another path")
+    extra = _foreign_entries(out)
+    if extra:
+        raise CacheError(f"{out} holds a cache and files the cache writer did not make ({', '.join(extra[:5])}); "
+                         "it was left untouched: move them, or use another path")
 
 
 def _remove_cache(out: Path) -> None:
-    """Remove a cache folder; index.json goes first, so a kill midway never leaves a folder
-    that claims to be complete."""
+    """Remove a cache folder's own files (`check_cache_out` has refused one holding anything
+    else); index.json goes first, so a kill midway never leaves a folder that claims to be
+    complete."""
     (out / INDEX).unlink(missing_ok=True)
-    for p in sorted(out.iterdir()):
-        if p.name != ".lock":
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    shutil.rmtree(out / SHARDS, ignore_errors=True)
+    (out / META).unlink(missing_ok=True)
 
 
 def _prepare(out: Path, meta: dict, overwrite: bool) -> None:

@@ -63,15 +63,10 @@ PAIR_MARKER = "tiny-pair.json"
 
 
 def is_tiny_pair(folder) -> bool:
-    """A folder `save_tiny_pair` wrote (its marker; or, from before the marker, exactly the
-    two model folders)."""
+    """A folder `save_tiny_pair` wrote: its marker file."""
     from pathlib import Path
 
-    folder = Path(folder)
-    if (folder / PAIR_MARKER).is_file():
-        return True
-    return {p.name for p in folder.iterdir()} == {"base", "perturbed"} and all(
-        (folder / m / "config.json").is_file() for m in ("base", "perturbed"))
+    return (Path(folder) / PAIR_MARKER).is_file()
 
 
 def save_tiny_pair(out, arch: str, seed: int = 0, perturb: float = 0.05, overwrite: bool = False) -> None:
@@ -87,7 +82,7 @@ def save_tiny_pair(out, arch: str, seed: int = 0, perturb: float = 0.05, overwri
     if perturb < 0:
         raise ValueError(f"--perturb must be >= 0 (a relative noise size), got {perturb}")
     out = Path(out)
-    claim_out_dir(out, "a tiny model pair", is_tiny_pair, overwrite)
+    claim_out_dir(out, "a tiny model pair", is_tiny_pair, overwrite, owns=lambda f: {"base", "perturbed", PAIR_MARKER})
     with building(out) as tmp:
         for name, p in (("base", 0.0), ("perturbed", perturb)):
             save_tiny_arch(tmp / name, arch, seed, p)
