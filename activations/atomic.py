@@ -4,9 +4,9 @@ and never touches a folder the lab did not write.
 - Everything is written under a temporary name (`.NAME.tmp-PID`) and renamed when complete;
   a failed write removes its temporary.
 - `claim_out_dir` is the one rule for every command that writes a folder: an absent or
-  empty folder is written; a folder of the command's own kind (its marker file or layout)
-  is replaced only with `--overwrite`; any other folder is refused, `--overwrite` or not,
-  and is never modified. Commands call it before any work starts.
+  empty folder is written; a folder of the command's own kind (its marker file, and nothing
+  but the files its writer makes) is replaced only with `--overwrite`; any other folder is
+  refused, `--overwrite` or not, and is never modified. Commands call it before any work starts.
 - `naming(path)` puts the path into OS errors that lack one (a full disk during `write()`
   says only "[Errno 28] No space left on device").
 
@@ -115,9 +115,8 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 
 def claim_out_dir(out: Path, what: str, is_ours: Callable[[Path], bool], overwrite: bool,
-                  flag: str = "--out", owns: Callable[[Path], set[str]] | None = None) -> bool:
-    """Check, before any work, that the folder `out` may be written; True when it holds an
-    output of this kind that will be replaced.
+                  flag: str = "--out", owns: Callable[[Path], set[str]] | None = None) -> None:
+    """Check, before any work, that the folder `out` may be written.
 
     `what` names the output ("an SAE"); `is_ours(out)` says whether a non-empty folder holds
     one (the marker file its writer leaves). `owns(out)`, if given, names every entry such a
@@ -129,12 +128,9 @@ def claim_out_dir(out: Path, what: str, is_ours: Callable[[Path], bool], overwri
         raise FileExistsError(f"{flag} {out} is a symbolic link; give the folder it points to, or a new folder")
     if os.path.lexists(out) and not out.is_dir():
         raise FileExistsError(f"{flag} {out} is a file, not a folder; choose a new folder for {flag}")
-    if not out.exists():
+    if not out.exists() or not any(out.iterdir()):
         _check_writable(out, flag)
-        return False
-    if not any(out.iterdir()):
-        _check_writable(out, flag)
-        return False
+        return
     if not is_ours(out):
         raise FileExistsError(f"{flag} {out} exists and does not hold {what} written by saelab; it was left "
                               f"untouched: choose an empty or new folder for {flag}")
@@ -146,7 +142,6 @@ def claim_out_dir(out: Path, what: str, is_ours: Callable[[Path], bool], overwri
     if not overwrite:
         raise FileExistsError(f"{flag} {out} already holds {what}; pass --overwrite to replace it, or choose "
                               f"another folder for {flag}")
-    return True
 
 
 def claim_out_file(out: Path, what: str, is_ours: Callable[[Path], bool], overwrite: bool, suffix: str = ".json",

@@ -51,11 +51,8 @@ def user_message(e: BaseException, out: str | None = None) -> str | None:
 def _is_library_error(e: BaseException) -> bool:
     """Errors of the file formats saelab reads, raised where no saelab code named the file."""
     import yaml
+    from safetensors import SafetensorError
 
-    try:
-        from safetensors import SafetensorError
-    except ImportError:  # pragma: no cover
-        SafetensorError = ()  # noqa: N806
     return isinstance(e, (yaml.YAMLError, SafetensorError))
 
 

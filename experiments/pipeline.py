@@ -247,9 +247,7 @@ def _run_locked(cfg: RunConfig, run: Path, stages: list[Stage], force, until, lo
     if rank == 0:
         clean_temporaries(run)
         write_atomic(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
-            raise ValueError(f"{mpath} is not a saelab manifest; delete it (every stage then runs again)")
+        manifest = _read_manifest(run) or {}  # _check_config has refused a manifest that is not ours
         manifest.update({
             "manifest_version": MANIFEST_VERSION,
             "config_fingerprint": fingerprint(to_dict(cfg)),
