@@ -11,10 +11,12 @@ message saying how to fix it, instead of retrying.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ModelDtype = Literal["float32", "bfloat16", "float16"]
+DTYPES = {name: getattr(torch, name) for name in get_args(ModelDtype)}
 
 
 @dataclass
@@ -25,7 +27,7 @@ class ModelSpec:
     """A HF id (e.g. Qwen/Qwen2.5-0.5B-Instruct) or a local save_pretrained folder."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) of a HF id; ignored for a folder."""
-    dtype: str = "float32"
+    dtype: ModelDtype = "float32"
     """Weights dtype: float32, bfloat16 (GPU) or float16."""
     device: str | None = None
     """Torch device (cpu, cuda, cuda:1, ...); None: the run's device (the `device` argument)."""
@@ -34,7 +36,7 @@ class ModelSpec:
     n_devices: int | None = None
     """Number of GPUs TransformerLens spreads the layers over (with device_map)."""
 
-    def __post_init__(self):
+    def __post_init__(self):  # a config file is checked against ModelDtype when read; this names the model
         if self.dtype not in DTYPES:
             raise ValueError(f"model {self.path}: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 

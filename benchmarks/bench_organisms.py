@@ -26,7 +26,7 @@ def bench(config: str) -> dict:
     cfg, _ = load_run_config(config)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        build_organisms(cfg, Path(tmp), log=lambda *a: None)
+        build_organisms(cfg.organisms, cfg.task, cfg.seed, cfg.device, Path(tmp), log=lambda *a: None)
         total = time.perf_counter() - t0
         rows = {p.name: json.loads((p / "metrics.json").read_text()) for p in sorted((Path(tmp) / "models").iterdir())}
     return {"config": config, "total_s": total, "models": rows}

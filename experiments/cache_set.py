@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
 from activations.cache import CacheWriteConfig
 from experiments.tasks import ArithmeticTask, token_labels
+from experiments.tasks.arithmetic import Split
 
-TEXT_VARIANTS = ("gold", "paraphrase", "corrupt")
+TextVariant = Literal["gold", "paraphrase", "corrupt"]
+TEXT_VARIANTS = get_args(TextVariant)
 # Label names stored in the cache beside the task's own (role, step, value, slot, op).
 EXTRA_LABELS = ("example", "difficulty", "variant", "abstain")
 
@@ -30,9 +33,9 @@ class CacheSetConfig:
     """Examples per chain length (each gives one sequence per text variant)."""
     unanswerable_fraction: float = 0.1
     """Fraction of examples with an unknown operand (their CoT carries `?`)."""
-    split: str = "eval"
+    split: Split = "eval"
     """Task split the examples come from (eval: no model was trained on them)."""
-    variants: list[str] = field(default_factory=lambda: list(TEXT_VARIANTS))
+    variants: list[TextVariant] = field(default_factory=lambda: list(TEXT_VARIANTS))
     """Text variants per example: gold (the gold CoT and answer), paraphrase (the same CoT
     in the second notation), corrupt (one step's value changed, later steps and the answer
     recomputed from it)."""

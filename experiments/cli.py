@@ -36,14 +36,13 @@ class RunArgs:
 
 
 def cmd_run(args: RunArgs) -> None:
-    from experiments.pipeline import run_pipeline
-    from experiments.runconfig import load_any_config
+    from activations.progress import log
+    from experiments.engine.runner import run_stages
+    from experiments.studies import load_any_config
 
-    cfg, path, stages = load_any_config(args.config, args.seed)
-    if int(os.environ.get("RANK", "0")) == 0:  # stdout: an error stays the only line on stderr
-        print(f"saelab run: config {path}, out {args.out}", flush=True)
-    run_pipeline(cfg, Path(args.out), stages, force=args.force, until=args.until, overwrite=args.overwrite,
-                 log=lambda line: print(line, flush=True))
+    cfg, path, study = load_any_config(args.config, args.seed)
+    log(f"saelab run: config {path}, out {args.out}")  # stdout: an error stays the only line on stderr
+    run_stages(cfg, Path(args.out), study.stages, force=args.force, until=args.until, overwrite=args.overwrite, log=log)
 
 
 @dataclass
@@ -102,7 +101,7 @@ class CacheArgs:
 
 def cmd_cache(args: CacheArgs) -> None:
     from experiments.caching import cache_model
-    from experiments.distributed import init_distributed
+    from experiments.engine.distributed import init_distributed
     from experiments.runconfig import load_run_config
     from experiments.tasks import ArithmeticTask
 
@@ -177,8 +176,8 @@ class TrainSAEArgs:
     """Train on one text variant of the cached token set only: gold, paraphrase or corrupt."""
     crosscoder_with: str | None = None
     """A second, token-aligned cache (the fine-tuned model's): train a BatchTopK crosscoder on
-    the pair instead of an SAE (uses --k, --expansion, --lr, --steps, --batch_size,
-    --buffer_rows, --norm_batches, --seed, --device; it has no checkpoints)."""
+    the pair instead of an SAE (with the training options it shares with an SAE; an SAE-only
+    one, such as --architecture or --checkpoints, is refused)."""
     overwrite: bool = False
     """Replace an SAE or crosscoder that saelab trained at OUT (any other folder is refused)."""
     sae: SAETrainConfig = field(default_factory=SAETrainConfig)
@@ -194,15 +193,7 @@ def cmd_train_sae(args: TrainSAEArgs) -> None:
     if args.crosscoder_with:
         from sae.crosscoder import CrosscoderConfig, train_crosscoder
 
-        c = args.sae
-        default = SAETrainConfig()
-        ignored = [f"--{n}" for n in ("architecture", "sparsity_coefficient", "options", "checkpoints")
-                   if getattr(c, n) != getattr(default, n)]
-        if ignored:
-            raise ValueError(f"{', '.join(ignored)} do not apply to a crosscoder (BatchTopK, no checkpoints); "
-                             "leave them out with --crosscoder_with")
-        ccfg = CrosscoderConfig(expansion=c.expansion, k=c.k, lr=c.lr, steps=c.steps, batch_size=c.batch_size,
-                                buffer_rows=c.buffer_rows, norm_batches=c.norm_batches, seed=c.seed, device=c.device)
+        ccfg = CrosscoderConfig.from_sae(args.sae, flag="--")  # refuses the SAE-only options, by name
         metrics = train_crosscoder(args.cache, args.crosscoder_with, args.hook, ccfg, args.out, where=where,
                                    overwrite=args.overwrite)
     else:
@@ -281,7 +272,7 @@ def cmd_eval_sae(args: EvalSAEArgs) -> None:
                                                   max_rows=args.max_rows)}
     if args.model:
         from activations.models import load_bridge
-        from experiments.sae_suite import cache_sequences
+        from experiments.stages.sae_data import cache_sequences
         from sae.evaluate import spliced_loss
 
         ids, step = cache_sequences(args.cache, args.max_sequences)
@@ -303,16 +294,12 @@ class StageArgs:
 
 
 def _run_stage(stage: str, args: StageArgs) -> None:
-    from experiments.pipeline import run_pipeline
-    from experiments.runconfig import load_any_config
+    from activations.progress import log
+    from experiments.engine.runner import run_stages
+    from experiments.studies import open_run
 
-    path = Path(args.run) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{args.run} is not a run directory (no config.yaml); create one with "
-                                f"saelab run --config default --out {args.run}")
-    cfg, _, stages = load_any_config(path)
-    run_pipeline(cfg, Path(args.run), stages, force=[stage] if args.force else [], until=stage,
-                 log=lambda line: print(line, flush=True))
+    run, cfg, study = open_run(args.run)
+    run_stages(cfg, run, study.stages, force=[stage] if args.force else [], until=stage, log=log)
 
 
 def cmd_features(args: StageArgs) -> None:
@@ -378,22 +365,18 @@ class FiguresArgs:
 
 
 def cmd_figures(args: FiguresArgs) -> int | None:
-    from experiments.figures import redraw_run
-    from experiments.runconfig import load_any_config
-    from experiments.stages import require_stages
+    from experiments.engine.runner import require_stages
+    from experiments.figures.registry import redraw_run
+    from experiments.studies import open_run
 
-    run = Path(args.run)
-    if not (run / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); create one with "
-                                f"saelab run --config default --out {run}")
-    cfg, _, stages = load_any_config(run / "config.yaml")
-    require_stages(run, cfg, ["figures"], "redrawing the figures", stages)
-    same = redraw_run(run / "figures", check=args.check)
+    run, cfg, study = open_run(args.run)
+    require_stages(run, cfg, study.stages, ["figures"], "redrawing the figures")
+    same = redraw_run(run.figures, check=args.check)
     for name, ok in same.items():
         print(f"  {name}: {'same pixels' if ok else 'DIFFERENT pixels'}")
     changed = [n for n, ok in same.items() if not ok]
     verb = "checked" if args.check else "redrew"
-    print(f"saelab figures: {verb} {len(same)} figures of {run}; {len(same) - len(changed)} identical"
+    print(f"saelab figures: {verb} {len(same)} figures of {run.root}; {len(same) - len(changed)} identical"
           + (f", {len(changed)} differ: {changed}" if changed else ""), file=sys.stderr)
     return 1 if changed and args.check else None
 

@@ -8,6 +8,7 @@ import importlib.util
 import errno
 import json
 import os
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,8 +34,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
 
 
 def _check_keys(cls: type, data: Any, where: str, path: str = "") -> None:
-    """Refuse unknown keys at any depth, naming the section and the allowed keys
-    (dacite's strict mode names neither)."""
+    """Refuse unknown keys at any depth, naming the section and the allowed keys, and values
+    outside a `Literal` type, naming the field and the allowed values (dacite's strict mode
+    names neither)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: {path or 'the top level'} must be a mapping of {cls.__name__} "
                          f"fields, got {type(data).__name__}")
@@ -45,8 +47,32 @@ def _check_keys(cls: type, data: Any, where: str, path: str = "") -> None:
                          f"allowed: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
-        if dataclasses.is_dataclass(hints[name]) and value is not None:
-            _check_keys(hints[name], value, where, f"{path}.{name}" if path else name)
+        _check_value(hints[name], value, where, f"{path}.{name}" if path else name)
+
+
+def _check_value(tp: Any, value: Any, where: str, path: str, or_null: bool = False) -> None:
+    """`_check_keys` for a nested dataclass, and the `Literal` check, through Optional, lists,
+    tuples and dict values; any other type is left to dacite."""
+    if value is None:
+        return  # allowed or not, dacite says so
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        _check_keys(tp, value, where, path)
+    elif origin is typing.Literal:
+        if not any(value == a and type(value) is type(a) for a in args):
+            raise ValueError(f"{where}: {path} must be one of {list(args)}{' or null' if or_null else ''}, "
+                             f"got {value!r}")
+    elif origin in (typing.Union, types.UnionType):
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) == 1:  # Optional[X]
+            _check_value(arms[0], value, where, path, or_null=len(args) > 1)
+    elif origin in (list, tuple) and isinstance(value, (list, tuple)):
+        items = args if origin is tuple and Ellipsis not in args else args[:1] * len(value)
+        for i, (t, v) in enumerate(zip(items, value)):
+            _check_value(t, v, where, f"{path}[{i}]")
+    elif origin is dict and isinstance(value, dict) and len(args) == 2:
+        for k, v in value.items():
+            _check_value(args[1], v, where, f"{path}.{k}")
 
 
 def resolve_config_path(name_or_path: str) -> Path:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
-from experiments.elicit import ElicitConfig
+from experiments.elicit.config import ElicitConfig
 from experiments.config import check_device, from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
-from experiments.sae_suite import SAEStageConfig
+from experiments.stages.sae_config import SAEStageConfig
 from experiments.tasks import TaskConfig
 
 
@@ -33,13 +33,18 @@ class RunConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     """The activation caches of every model (same tokens for all: base/fine-tuned pairs)."""
     sae: SAEStageConfig = field(default_factory=SAEStageConfig)
-    """SAEs of every model at one hook, the architecture frontier, crosscoders."""
+    """SAEs of every model at one hook (trained, or loaded from a folder), the architecture
+    frontier, crosscoders."""
     features: ElicitConfig = field(default_factory=ElicitConfig)
     """Latent scores, activation patching and the steering sweep (stages features, steer)."""
 
+    def model_names(self) -> list[str]:
+        """The run's models, the base first."""
+        return ["base"] + [v.name for v in self.organisms.parsed_variants()]
+
     def __post_init__(self):
         check_device(self.device)
-        names = ["base"] + [v.name for v in self.organisms.parsed_variants()]
+        names = self.model_names()
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "
                              f"use one of {names}")
@@ -48,10 +53,7 @@ class RunConfig:
         hooks = expand_hooks(self.cache.write.hooks, self.organisms.model.n_layers)
         if self.sae.hook not in hooks:
             raise ValueError(f"sae.hook {self.sae.hook!r} is not cached (cache.write.hooks gives {hooks})")
-        bad = [v for v in self.sae.crosscoder_variants if v not in names[1:]]
-        if bad:
-            raise ValueError(f"sae.crosscoder_variants: {bad} are not fine-tuned variants of this run; "
-                             f"use some of {names[1:]}")
+        self.sae.check_models(names)
         bad = [v for v in self.features.variants if v not in names[1:]]
         if bad:
             raise ValueError(f"features.variants: {bad} are not fine-tuned variants of this run; use some of {names[1:]}")
@@ -66,20 +68,3 @@ def load_run_config(name_or_path: str, seed: int | None = None) -> tuple[RunConf
     if seed is not None:
         data["seed"] = seed
     return from_dict(RunConfig, data, str(path)), path
-
-
-def load_any_config(name_or_path: str | Path, seed: int | None = None):
-    """(config, its path, its stages): a model-pair config (one with a `models` section,
-    `experiments.pairs`) or an organisms config."""
-    path = resolve_config_path(str(name_or_path))
-    data = load_yaml(path)
-    if seed is not None:
-        data["seed"] = seed
-    if "models" in data:
-        from experiments.pairs.config import PairRunConfig
-        from experiments.pairs.stages import PAIR_STAGES
-
-        return from_dict(PairRunConfig, data, str(path)), path, PAIR_STAGES
-    from experiments.stages import STAGES
-
-    return from_dict(RunConfig, data, str(path)), path, STAGES

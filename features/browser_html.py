@@ -18,6 +18,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from features.fmt import FILTERS, fixed, sig
+
 ASSETS = Path(__file__).with_name("browser_assets")
 STYLE_CSS = ASSETS / "browser.css"
 ROLE_CLASSES = ("question", "step", "answer")
@@ -64,8 +66,10 @@ class ModelView:
 def _env():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters.update(FILTERS)  # the numbers as the report writes them: {{ x|sig(4) }}
+    return env
 
 
 def _tags(view: ModelView, dense: float) -> list[list[str]]:
@@ -97,11 +101,11 @@ def _bars_svg(values: list[float], labels: list[str], width: int = 420, height: 
     for j, v in enumerate(values):
         h = 0 if not v or v < 0 else v / top * height
         x = 30 + j * bw
-        out.append(f'<rect x="{x:.1f}" y="{height - h + 5:.1f}" width="{max(bw - 1, 1):.1f}" height="{h:.1f}" '
-                   f'fill="{color}"><title>{labels[j]}: {v:.4g}</title></rect>')
+        out.append(f'<rect x="{fixed(x, 1)}" y="{fixed(height - h + 5, 1)}" width="{fixed(max(bw - 1, 1), 1)}" '
+                   f'height="{fixed(h, 1)}" fill="{color}"><title>{labels[j]}: {sig(v, 4)}</title></rect>')
         if n <= 8 or j % -(-n // 5) == 0:  # at most ~5 labels on a long axis
-            out.append(f'<text x="{x + bw / 2:.1f}" y="{height + 18}" text-anchor="middle">{labels[j]}</text>')
-    out.append(f'<text x="2" y="12">{top:.3g}</text><text x="2" y="{height + 5}">0</text></svg>')
+            out.append(f'<text x="{fixed(x + bw / 2, 1)}" y="{height + 18}" text-anchor="middle">{labels[j]}</text>')
+    out.append(f'<text x="2" y="12">{sig(top, 3)}</text><text x="2" y="{height + 5}">0</text></svg>')
     return "".join(out)
 
 
@@ -121,16 +125,16 @@ def context_html(ctx: dict, latent: int, peak: float, tokens: list[str], label_n
             ["at"] if t == ctx["at"] else [])
         rname = label_names.get("role", [])[role] if roles is not None and 0 <= role < len(label_names.get("role", [])) \
             else str(role)
-        tip = f"act {a:.3g} · {rname}"
-        spans.append(f'<span class="{" ".join(cls)}" style="background:rgba(255,120,0,{alpha:.2f})" '
+        tip = f"act {sig(a, 3)} · {rname}"
+        spans.append(f'<span class="{" ".join(cls)}" style="background:rgba(255,120,0,{fixed(alpha, 2)})" '
                      f'title="{html.escape(tip)}">{html.escape(tokens[tid])}</span>')
-    return f'<div class="ctx" data-act="{acts[ctx["at"]]:.4g}">{"".join(spans)}</div>'
+    return f'<div class="ctx" data-act="{sig(acts[ctx["at"]], 4)}">{"".join(spans)}</div>'
 
 
 def _number(v):
     """A JSON-safe cell: floats rounded, NaN and inf as null (JSON.parse rejects them)."""
     if isinstance(v, float):
-        return float(f"{v:.6g}") if math.isfinite(v) else None  # significant digits: scores ~1e-8 stay
+        return float(sig(v, 6)) if math.isfinite(v) else None  # significant digits: scores ~1e-8 stay
     return v
 
 
@@ -138,7 +142,7 @@ def _fmt(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return sig(v, 4)
     return str(v)
 
 
@@ -168,7 +172,7 @@ def render_site(views: list[ModelView], out: Path, run: str, built: str, dense: 
         payload = payload.replace("</", "<\\/")  # inside <script>: never close the tag
         (folder / "index.html").write_text(env.get_template("model_index.html").render(
             model=view.name, d_sae=d_sae, sae=view.sae, hook=view.hook, note=view.note, n_rows=d["n_rows"],
-            dense_pct=f"{100 * dense:g}", data=payload))
+            dense_pct=sig(100 * dense), data=payload))
         pages.append(folder / "index.html")
         tmpl = env.get_template("latent.html")
         names = view.label_names
@@ -180,13 +184,13 @@ def render_site(views: list[ModelView], out: Path, run: str, built: str, dense: 
                 groups.append({"name": g, "svg": _bars_svg([row[i] for row in gd["mean"]], labels,
                                                               title=f"mean activation by {g}")})
             bins = d["bins"]
-            hist_labels = [f"{peak * j / bins:.3g}-{peak * (j + 1) / bins:.3g}" for j in range(bins)]
+            hist_labels = [f"{sig(peak * j / bins, 3)}-{sig(peak * (j + 1) / bins, 3)}" for j in range(bins)]
             sampled = []
             nq = d["quantiles"]
             for interval in sorted({s["interval"] for s in d["sampled"][i]}, reverse=True):
                 cs = [context_html(d["contexts"][s["row"]], i, peak, view.tokens, names)
                       for s in d["sampled"][i] if s["interval"] == interval]
-                sampled.append((f"activation {peak * interval / nq:.3g} to {peak * (interval + 1) / nq:.3g} "
+                sampled.append((f"activation {sig(peak * interval / nq, 3)} to {sig(peak * (interval + 1) / nq, 3)} "
                                 f"({interval + 1} of {nq} equal intervals of the max)", cs))
             logits_pos = logits_neg = []
             if view.logits:

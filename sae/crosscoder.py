@@ -29,43 +29,44 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from activations.atomic import building, claim_out_dir
+from activations.progress import progress
+from sae.config import CoderTrainConfig, SAETrainConfig
 
 WEIGHTS = "crosscoder_weights.safetensors"
 ARCHITECTURE = "batchtopk_crosscoder"
 
 
 @dataclass
-class CrosscoderConfig:
-    """One crosscoder's training run."""
+class CrosscoderConfig(CoderTrainConfig):
+    """One crosscoder's training run: the fields an SAE's run has too (`CoderTrainConfig`,
+    declared and documented once there), and the crosscoder's own. It has none of the
+    SAE-only fields (architecture: always BatchTopK; no sparsity coefficient, SAELens
+    options, autocast or checkpoints)."""
 
-    expansion: int = 8
-    """Latents per input dimension of one model: d_sae = expansion * d_model."""
-    k: int = 16
-    """Mean active latents per token (BatchTopK over the batch)."""
-    lr: float = 5e-4
-    """Adam learning rate (constant)."""
-    steps: int = 2000
-    """Optimizer steps."""
-    batch_size: int = 4096
-    """Token pairs per step."""
-    buffer_rows: int = 262_144
-    """Shuffle buffer of the paired cache reader."""
-    norm_batches: int = 20
-    """Batches used to estimate each model's normalisation."""
     threshold_batches: int = 10
     """Batches of training rows that calibrate the inference threshold after training."""
-    seed: int = 0
-    """Seeds the initialisation and the data order."""
-    device: str = "cpu"
-    """Torch device."""
+    # The crosscoder's own defaults of two shared fields (documented in CoderTrainConfig).
+    lr: float = 5e-4
+    norm_batches: int = 20
 
-    def __post_init__(self):
-        for name in ("expansion", "k", "steps", "batch_size", "buffer_rows", "norm_batches", "threshold_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"crosscoder {name} must be >= 1, got {getattr(self, name)}")
+    _kind = "crosscoder"
+    _at_least_one = (*CoderTrainConfig._at_least_one, "threshold_batches")
+
+    @classmethod
+    def from_sae(cls, sae: SAETrainConfig, flag: str = "", **own) -> "CrosscoderConfig":
+        """The crosscoder run with the settings an SAE run `sae` shares with it, and `own`
+        for the crosscoder's own fields. An SAE-only setting away from its default is refused
+        (named with the prefix `flag`, e.g. "--"), not silently dropped."""
+        shared = {f.name for f in dataclasses.fields(CoderTrainConfig)}
+        default = type(sae)()
+        ignored = [f.name for f in dataclasses.fields(sae)
+                   if f.name not in shared and getattr(sae, f.name) != getattr(default, f.name)]
+        if ignored:
+            raise ValueError(f"{', '.join(flag + n for n in ignored)} do not apply to a crosscoder (BatchTopK, no "
+                             "checkpoints); leave them out")
+        return cls(**{n: getattr(sae, n) for n in shared}, **own)
 
 
 class Crosscoder(nn.Module):
@@ -140,7 +141,7 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
     tail = max(1, cfg.steps // 10)
     sse = sst = l0 = 0.0
     fired = torch.zeros(cc.d_sae, dtype=torch.bool, device=cfg.device)
-    bar = tqdm(range(cfg.steps), desc="Training crosscoder", mininterval=1.0)
+    bar = progress(range(cfg.steps), desc="Training crosscoder", mininterval=1.0)
     for step in bar:
         x = next(batches).to(cfg.device)
         xs = x * cc.scale[:, None]  # the loss in normalised units, as SAELens trains

@@ -16,17 +16,19 @@ folder is removed when the SAE is saved.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import shutil
-import sys
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import torch
 
 from activations.atomic import building, claim_out_dir, write_json_atomic
+from activations.progress import log, progress
 from sae.config import SAETrainConfig, training_classes
 from activations.cache import open_cache
 from activations.cache.format import INDEX
@@ -82,6 +84,16 @@ def _trainer_class():
             pbar.update(self.n_training_samples - pbar.n)
 
     return Trainer
+
+
+@contextlib.contextmanager
+def saelens_progress():
+    """SAELens' own tqdm bars (the trainer's and the normalisation estimate's) made by
+    `progress` while the block runs: a bar on a terminal, throttled lines in a batch log."""
+    from sae_lens.training import activation_scaler, sae_trainer
+
+    with mock.patch.object(sae_trainer, "tqdm", progress), mock.patch.object(activation_scaler, "tqdm", progress):
+        yield
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -173,8 +185,9 @@ def train_sae(cache_path: str | Path, hook: str, cfg: SAETrainConfig, out: str |
             # and every batch already trained on.
             for _ in range(cfg.norm_batches + trainer.n_training_steps):
                 next(data)
-            print(f"resuming {out} from step {trainer.n_training_steps} ({resume})", file=sys.stderr)
-        sae = trainer.fit()
+            log(f"resuming {out} from step {trainer.n_training_steps} ({resume})")
+        with saelens_progress():
+            sae = trainer.fit()
         # A reshuffle of the rows the SAE trained on: training-set fit, named as such below.
         # Held-out evaluation is sae.evaluate on another token set or cache.
         fit_rows = next(cache.shuffled(hook, min(cfg.batch_size, cache.n_rows), cfg.batch_size, cfg.seed + 1, where))

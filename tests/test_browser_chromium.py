@@ -114,3 +114,48 @@ def test_browser_sorts_filters_and_opens_a_latent(quick_run, tmp_path, browser):
     browser.save_screenshot(str(_artifacts() / "browser-latent.png"))
     browser.find_element(By.LINK_TEXT, "base index").click()
     assert len(browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")) == d_sae
+
+
+def test_browser_opens_a_pair_run(tmp_path, browser):
+    """A pair run's browser (a tiny Qwen2 pair through the pair pipeline): the index sorted by
+    ReasonScore, its top latents tagged, a latent page with contexts, the other model and the
+    steering runs that clamped it."""
+    from selenium.webdriver.common.by import By
+
+    from experiments.browse import build_browser
+    from features.browser import BrowserConfig
+    from tests.test_browser_pairs import make_pair_run
+
+    run = make_pair_run(tmp_path)
+    site = tmp_path / "site"
+    build_browser(run, site, BrowserConfig(), log=lambda *a: None)
+    feats = json.loads((run / "features" / "base.json").read_text())
+    score = feats["reason_score"]
+    d_sae = len(score)
+
+    browser.get((site / "index.html").as_uri())
+    assert "saelab feature browser" in browser.title
+    assert {a.text for a in browser.find_elements(By.CSS_SELECTOR, "a")} >= {"base", "perturbed"}
+    browser.find_element(By.LINK_TEXT, "base").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")
+    assert len(rows) == d_sae
+    best = min(range(d_sae), key=lambda i: (-score[i], i))  # ReasonScore, largest first, by default
+    assert rows[0].find_element(By.TAG_NAME, "a").text == f"#{best}"
+    browser.find_element(By.ID, "only-reasoning").click()
+    shown = [r.find_element(By.TAG_NAME, "a").text for r in browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")]
+    assert sorted(shown) == sorted(f"#{i}" for i in feats["top"])
+    browser.save_screenshot(str(_artifacts() / "browser-pair-index.png"))
+
+    top = feats["top"][0]
+    browser.find_element(By.LINK_TEXT, f"#{top}").click()
+    assert browser.find_element(By.ID, "title").text == f"base · latent #{top}"
+    assert "reasoning" in [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".tag")]
+    assert browser.find_elements(By.CSS_SELECTOR, "#top-contexts .ctx")
+    assert browser.find_element(By.ID, "scores").text.count("ReasonScore") == 1
+    assert "perturbed" in browser.find_element(By.ID, "compare").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#logits-pos tbody tr")
+    steering = browser.find_element(By.ID, "steering").text
+    assert "perturbed" in steering and "clamp reasoning latents" in steering
+    browser.save_screenshot(str(_artifacts() / "browser-pair-latent.png"))
+    browser.find_element(By.LINK_TEXT, "base index").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")) == d_sae

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.elicit import gap_recovered
+from features.steer import gap_recovered
 from features.latent_stats import matched_random_latents, random_direction_like
 
 

@@ -49,11 +49,11 @@ def test_rerun_reuses_and_changed_config_is_refused(quick_run):
     out, _ = quick_run
     cfg, _ = load_run_config("quick")
     logs = []
-    assert build_organisms(cfg, out, log=logs.append) == {}  # nothing trained
+    assert build_organisms(cfg.organisms, cfg.task, cfg.seed, cfg.device, out, log=logs.append) == {}  # nothing trained
     assert sum("reusing" in line for line in logs) == 1 + len(RECIPES)
     cfg.organisms.base.optim.steps += 1
     with pytest.raises(FileExistsError, match="built from a different config; use another --out"):
-        build_organisms(cfg, out, log=logs.append)
+        build_organisms(cfg.organisms, cfg.task, cfg.seed, cfg.device, out, log=logs.append)
 
 
 def test_unfinished_folders_are_never_taken_for_models(tmp_path):
@@ -63,6 +63,6 @@ def test_unfinished_folders_are_never_taken_for_models(tmp_path):
     (models / "base").mkdir()                          # a folder without saelab.json
     (models / "base" / "config.json").write_text("{}")
     with pytest.raises(FileExistsError, match="exists but is not a saelab model; move it or pass --overwrite"):
-        build_organisms(cfg, tmp_path, log=lambda *a: None)
+        build_organisms(cfg.organisms, cfg.task, cfg.seed, cfg.device, tmp_path, log=lambda *a: None)
     assert not (models / ".base.tmp-123").exists()
     assert not list(models.glob("*/saelab.json"))

@@ -9,7 +9,7 @@ from sae_lens import SAE
 from experiments.cli import main
 from experiments.runconfig import load_run_config
 from experiments.sae_figures import SAE_FIGURES
-from experiments.sae_suite import ExampleSplit, cache_sequences
+from experiments.stages.sae_data import RowSplit, cache_sequences
 from sae.crosscoder import load_crosscoder
 from sae.evaluate import evaluate_on_cache
 from sae.load import load_sae_folder
@@ -29,7 +29,7 @@ def test_sae_stage_outputs_metrics_figures_and_report(quick_run):
     base = load_sae_folder(run / "saes" / "base")
     assert base.cfg.metadata.hook_name == HOOK and base.cfg.d_sae == cfg.sae.train.expansion * 64
     # held-out metrics are on the held-out examples only, recomputable from the cache
-    again = evaluate_on_cache(base, run / "activations" / "base", HOOK, where=ExampleSplit(cfg.sae.heldout_every, True))
+    again = evaluate_on_cache(base, run / "activations" / "base", HOOK, where=RowSplit(cfg.sae.heldout_every, True))
     assert ev["saes"]["base"]["heldout"] == again
     with_heldout = ev["saes"]["base"]["heldout"]["n"]
     from activations.cache import open_cache

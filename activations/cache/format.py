@@ -25,13 +25,16 @@ import hashlib
 import json
 import zlib
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
 FORMAT_VERSION = 1
-DTYPES = ("float16", "float32", "bfloat16")
+CacheDtype = Literal["float16", "float32", "bfloat16"]
+Compression = Literal["lzf", "gzip"]
+DTYPES = get_args(CacheDtype)
 STORAGE_DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}  # bfloat16: raw bits
-COMPRESSIONS = (None, "lzf", "gzip")
+COMPRESSIONS = (None, *get_args(Compression))
 META, INDEX, SHARDS = "meta.json", "index.json", "shards"
 
 

@@ -21,13 +21,13 @@ from typing import Sequence
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from activations.cache.format import (
-    COMPRESSIONS, DTYPES, FORMAT_VERSION, STORAGE_DTYPES, INDEX, META, SHARDS, CacheError, CacheLock, array_hash, file_checksum,
-    read_json, shard_path,
+    COMPRESSIONS, DTYPES, FORMAT_VERSION, STORAGE_DTYPES, INDEX, META, SHARDS, CacheDtype, CacheError, CacheLock,
+    Compression, array_hash, file_checksum, read_json, shard_path,
 )
 from activations.atomic import write_atomic, write_json_atomic
+from activations.progress import progress as progress_bar
 from activations.tokens import right_pad
 
 
@@ -37,9 +37,9 @@ class CacheWriteConfig:
 
     hooks: list[str] = field(default_factory=lambda: ["blocks.{l}.hook_resid_post"])
     """Hook names; `{l}` expands to every layer (e.g. blocks.{l}.hook_resid_post)."""
-    dtype: str = "float16"
+    dtype: CacheDtype = "float16"
     """Storage dtype: float16, float32, or bfloat16 (stored as raw 16-bit patterns)."""
-    compression: str | None = None
+    compression: Compression | None = None
     """None (fastest reads), lzf or gzip (smaller files, slower reads: measure first)."""
     chunk_rows: int = 8192
     """Rows per HDF5 chunk: the unit of random reads when shuffling."""
@@ -49,10 +49,12 @@ class CacheWriteConfig:
     """Sequences per forward pass."""
 
     def __post_init__(self):
+        # The Literal types' values: a config file is checked against them when read; this is
+        # for configs built in Python.
         if self.dtype not in DTYPES:
-            raise ValueError(f"cache dtype must be one of {DTYPES}, got {self.dtype!r}")
+            raise ValueError(f"cache dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.compression not in COMPRESSIONS:
-            raise ValueError(f"cache compression must be one of {COMPRESSIONS}, got {self.compression!r}")
+            raise ValueError(f"cache compression must be one of {list(COMPRESSIONS)}, got {self.compression!r}")
         if not self.hooks:
             raise ValueError("cache hooks must name at least one hook, e.g. blocks.{l}.hook_resid_post")
         for name in ("chunk_rows", "shard_sequences", "batch_size"):
@@ -332,7 +334,7 @@ def write_cache(model, token_ids: Sequence[np.ndarray], labels: dict[str, Sequen
         # they overlap the next shard's forward passes instead of adding to them.
         hasher = ThreadPoolExecutor(max_workers=1)
         pending_checksums = []
-        bar = tqdm(mine, desc=f"cache {provenance.get('model', '')}", disable=None if progress else True, leave=False)
+        bar = progress_bar(mine, desc=f"cache {provenance.get('model', '')}", disable=not progress, leave=False)
         for i in bar:
             s0, s1 = i * cfg.shard_sequences, min((i + 1) * cfg.shard_sequences, len(token_ids))
             rows = sum(len(x) for x in token_ids[s0:s1])

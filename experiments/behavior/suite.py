@@ -20,8 +20,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from tqdm.auto import tqdm
-
+from activations.progress import progress
 from experiments.behavior.core import Subject, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
 from experiments.behavior.info_gain import info_gain
@@ -108,7 +107,7 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
     training set, if it has one."""
     sets = heldout_sets(task, cfg, seed)
     n_steps = len(sets) + 2 + (trained is not None and cfg.trained_set)
-    bar = tqdm(total=n_steps, desc=desc, leave=False, disable=None)  # None: off when not a terminal
+    bar = progress(total=n_steps, desc=desc, leave=False)  # in logs: a line every 30 s
 
     def step(label: str):
         bar.set_postfix_str(label)

@@ -9,7 +9,7 @@ from typing import Any
 from experiments.config import from_dict
 from experiments.organisms.model import ModelConfig
 from experiments.organisms.pretrain import BaseConfig
-from experiments.organisms.recipes import get_recipe
+from experiments.organisms.recipes import RecipeName, get_recipe
 from experiments.organisms.recipes.common import FinetuneConfig
 
 
@@ -18,7 +18,7 @@ class Variant:
     """A fine-tuned variant: its name, its recipe and the recipe's typed config."""
 
     name: str
-    recipe: str
+    recipe: RecipeName
     cfg: FinetuneConfig
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
-from tqdm.auto import tqdm
+
+from activations.progress import progress
 
 
 @dataclass
@@ -64,8 +65,8 @@ def train(model: torch.nn.Module, batches: Iterator, loss_fn: Callable, cfg: Opt
                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     curve, recent, tokens, done = [], [], 0, 0
     t0 = time.perf_counter()
-    # disable=None: a live bar on a terminal, silent in logs and CI.
-    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=1.0, disable=None)
+    # A live bar on a terminal; in logs, a line every 30 s with the time left.
+    bar = progress(range(cfg.steps), desc=desc, leave=False, mininterval=1.0)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(step)

@@ -26,7 +26,7 @@ import random
 from typing import Callable, Sequence
 
 from experiments.behavior.stats import mean, rate
-from experiments.distributed import split_map
+from experiments.engine.distributed import split_map
 from experiments.pairs.config import PairBehaviorConfig
 from experiments.tasks.text import (
     TextProblem, TextTaskConfig, extract_answer, filler, insert_mistake, is_abstention, paraphrase, render_cot,

@@ -6,13 +6,15 @@ organisms' `organisms` and `task` sections. See `experiments/configs/pair-tiny.y
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from activations.cache import CacheWriteConfig
 from activations.models import ModelSpec
 from experiments.tasks.text import REASONING_WORDS, TextTaskConfig
-from sae.config import SAETrainConfig
+from experiments.stages.sae_config import PairSAEConfig
 
-CACHE_TEXTS = ("gold", "mistake", "generated")
+CacheText = Literal["gold", "mistake", "generated"]
+CACHE_TEXTS = get_args(CacheText)
 
 
 @dataclass
@@ -60,7 +62,7 @@ class PairBehaviorConfig:
 class PairCacheConfig:
     """The token set every model of the pair is cached on (the same token ids for all)."""
 
-    texts: list[str] = field(default_factory=lambda: list(CACHE_TEXTS))
+    texts: list[CacheText] = field(default_factory=lambda: list(CACHE_TEXTS))
     """Texts per problem: gold (the gold CoT and answer), mistake (one number of a gold step
     changed), generated (each model's own CoT from the behaviour stage, read by every model)."""
     write: CacheWriteConfig = field(default_factory=lambda: CacheWriteConfig(shard_sequences=64, batch_size=16))
@@ -75,45 +77,6 @@ class PairCacheConfig:
             raise ValueError(f"cache.texts must be a non-empty subset of {list(CACHE_TEXTS)}, got {bad}")
         if not self.words:
             raise ValueError("cache.words must name at least one reasoning word")
-
-
-@dataclass
-class PretrainedSAE:
-    """An SAE that is loaded instead of trained: a SAELens release and id, or a local folder."""
-
-    release: str | None = None
-    """A SAELens pretrained release (e.g. llama_scope_r1_distill)."""
-    id: str | None = None
-    """The SAE's id within the release (e.g. l15r_800m_openr1_math)."""
-    path: str | None = None
-    """Or a folder in SAELens' format (e.g. one written by `saelab train-sae`)."""
-
-    def __post_init__(self):
-        if (self.path is None) == (self.release is None) or (self.release is not None and self.id is None):
-            raise ValueError("sae.pretrained: give either release and id, or path")
-
-    def describe(self) -> str:
-        return self.path or f"{self.release}/{self.id}"
-
-
-@dataclass
-class PairSAEConfig:
-    """The SAEs of a pair run: one per model at one hook, trained on its cache or loaded."""
-
-    hook: str = "blocks.1.hook_resid_post"
-    """The hook every SAE reads (a TransformerLens name; pretrained SAEs' HF module paths are mapped)."""
-    train: SAETrainConfig = field(default_factory=lambda: SAETrainConfig(
-        architecture="topk", expansion=4, k=8, lr=3e-3, steps=50, batch_size=256, buffer_rows=8192,
-        norm_batches=2, checkpoints=0))
-    """Training of each model's SAE (same seed and data order for all: paired SAEs)."""
-    pretrained: dict[str, PretrainedSAE] = field(default_factory=dict)
-    """Models (by name) whose SAE is loaded instead of trained."""
-    heldout_every: int = 5
-    """Problems with index % heldout_every == 0 are held out: SAEs never train on them."""
-
-    def __post_init__(self):
-        if self.heldout_every < 2:
-            raise ValueError(f"sae.heldout_every must be >= 2, got {self.heldout_every}")
 
 
 @dataclass
@@ -167,9 +130,7 @@ class PairRunConfig:
 
         check_device(self.device)
         names = list(self.models.named())
-        bad = sorted(set(self.sae.pretrained) - set(names))
-        if bad:
-            raise ValueError(f"sae.pretrained names {bad}, which are not models of this run ({names})")
+        self.sae.check_models(names)
         if self.features.steer_sae not in names:
             raise ValueError(f"features.steer_sae {self.features.steer_sae!r} is not a model of this run; use one of {names}")
         if self.threads < 0:

@@ -18,7 +18,7 @@ import random
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence, get_args
 
 import numpy as np
 
@@ -31,8 +31,10 @@ PARAPHRASE_OPS = {"+": "p", "-": "m", "*": "t"}
 PARAPHRASE_EQ = ">"
 UNKNOWN = "?"
 FILLER = "."
-CORRUPTION_MODES = ("local", "propagated")
-SPLITS = ("train", "eval")
+CorruptionMode = Literal["local", "propagated"]
+Split = Literal["train", "eval"]
+CORRUPTION_MODES = get_args(CorruptionMode)
+SPLITS = get_args(Split)
 
 _NUM = r"(\d+|\?)"
 _STEP_RE = re.compile(_NUM + r"([+\-*pmt])" + _NUM + r"([=>])" + _NUM)
@@ -121,7 +123,7 @@ class ArithmeticTask:
         m = self.cfg.modulus
         return (k + 1) * m ** k * ops if unanswerable else m ** (k + 1) * ops
 
-    def all_problems(self, k: int, split: str, unanswerable: bool = False) -> list[Example]:
+    def all_problems(self, k: int, split: Split, unanswerable: bool = False) -> list[Example]:
         """Every distinct k-step problem of `split`, in a fixed order (for small k only:
         there are `n_problems(k)` of them in both splits together)."""
         self._check([k], split, 0.0)
@@ -144,7 +146,7 @@ class ArithmeticTask:
             operands[rng.randrange(k + 1)] = None
         return self.solve(operands, ops)
 
-    def stream(self, ks: Sequence[int], split: str, seed: int,
+    def stream(self, ks: Sequence[int], split: Split, seed: int,
                unanswerable_fraction: float = 0.0) -> Iterator[Example]:
         """An endless, deterministic stream of examples of the given split, k uniform in `ks`."""
         self._check(ks, split, unanswerable_fraction)
@@ -154,7 +156,7 @@ class ArithmeticTask:
             if self.split_of(ex.prompt) == split:
                 yield ex
 
-    def sample(self, n: int, k: int, split: str, seed: int, unanswerable_fraction: float = 0.0,
+    def sample(self, n: int, k: int, split: Split, seed: int, unanswerable_fraction: float = 0.0,
                unique: bool = True) -> list[Example]:
         """n examples of difficulty k from `split`; distinct problems unless `unique=False`."""
         self._check([k], split, unanswerable_fraction)
@@ -230,7 +232,7 @@ class ArithmeticTask:
             raise ValueError(f"cannot truncate after {j} steps of a {len(steps)}-step CoT")
         return list(steps[:j])
 
-    def corrupt(self, steps: Sequence[Step], j: int, mode: str, rng: random.Random | int) -> list[Step]:
+    def corrupt(self, steps: Sequence[Step], j: int, mode: CorruptionMode, rng: random.Random | int) -> list[Step]:
         """Change the value of step j (0-based) to a different random value.
 
         local: only that value changes (later steps keep their text);

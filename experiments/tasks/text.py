@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence, get_args
 
 DATA = Path(__file__).with_name("data")
 BUILTIN = DATA / "word_problems.jsonl"
@@ -25,6 +25,9 @@ BUILTIN = DATA / "word_problems.jsonl"
 # Galichin et al. 2025's reasoning vocabulary: the default ReasonScore groups on text
 REASONING_WORDS = ("alternatively", "hmm", "maybe", "wait", "perhaps", "let me", "therefore", "however", "but",
                    "another")
+
+
+Segmentation = Literal["lines", "sentences"]
 
 
 @dataclass
@@ -42,7 +45,7 @@ class TextTaskConfig:
     unanswerable_key: str = "unanswerable"
     """Boolean field marking a problem that cannot be answered (the right output is to
     abstain); such a row needs no final answer. Rows without the field are answerable."""
-    segment: str = "lines"
+    segment: Segmentation = "lines"
     """How a CoT is cut into steps: lines or sentences."""
     template: str = "Question: {question}\nAnswer: Let's think step by step.\n"
     """The prompt without a chat template; {question} is replaced."""
@@ -63,8 +66,9 @@ class TextTaskConfig:
     e.g. a CoT cut by the token limit, has no answer)."""
 
     def __post_init__(self):
-        if self.segment not in ("lines", "sentences"):
-            raise ValueError(f"text task: segment must be 'lines' or 'sentences', got {self.segment!r}")
+        if self.segment not in get_args(Segmentation):  # a config file is checked when read; this is for Python
+            raise ValueError(f"text task: segment must be {' or '.join(map(repr, get_args(Segmentation)))}, "
+                             f"got {self.segment!r}")
         if "{question}" not in self.template:
             raise ValueError("text task: template must contain {question}")
 
@@ -134,7 +138,7 @@ def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
     return out
 
 
-def segment_steps(cot: str, mode: str = "lines") -> list[str]:
+def segment_steps(cot: str, mode: Segmentation = "lines") -> list[str]:
     """A CoT cut into steps: its non-empty lines, or its sentences (split after . ! ? followed
     by space, not inside a number like 3.5)."""
     if mode == "lines":

@@ -8,14 +8,17 @@ A recipe module has `NAME`, a `Config` dataclass (a `FinetuneConfig`), and
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Literal, get_args
 
 from experiments.organisms.recipes import dpo, sft_answer_only, sft_direct, sft_no_abstain, sft_noisy_trace
 
+RecipeName = Literal["sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"]
 RECIPES: dict[str, ModuleType] = {m.NAME: m for m in (
     sft_noisy_trace, sft_direct, sft_answer_only, sft_no_abstain, dpo)}
+assert list(RECIPES) == list(get_args(RecipeName)), "RecipeName must name every recipe module"
 
 
-def get_recipe(name: str) -> ModuleType:
+def get_recipe(name: RecipeName) -> ModuleType:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
     return RECIPES[name]

@@ -1,0 +1,36 @@
+"""report.json and report.md of an organisms run: behaviour side by side with the
+literature, the caches, the SAEs, and the elicitation (`experiments.report`)."""
+
+from __future__ import annotations
+
+import json
+
+from experiments.rundir import RunDir
+
+
+def cache_sizes(run: RunDir, cfg) -> dict[str, dict]:
+    from activations.cache.format import read_json
+
+    out = {}
+    for name in cfg.model_names():
+        meta, index = (read_json(p) for p in run.cache_files(name))
+        out[name] = {"path": run.relative(run.cache(name)), "rows": meta["n_rows"], "sequences": meta["n_sequences"],
+                     "hooks": meta["hooks"], "dtype": meta["write_config"]["dtype"], "bytes": index["bytes"]}
+    return out
+
+
+def build(run: RunDir, cfg) -> tuple[dict, str]:
+    from experiments.config import fingerprint, to_dict
+    from experiments.organisms.stages.behavior import load_behavior
+    from experiments.organisms.stages.figures import figure_names, load_elicit
+    from experiments.report.organisms import build_report, render_markdown
+    from experiments.report.summaries import elicit_summary, sae_summary
+
+    report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
+                          {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
+    report["cache"] = cache_sizes(run, cfg)
+    report["sae"] = sae_summary(json.loads(run.sae_eval.read_text()))
+    report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
+    md = render_markdown(report, f"saelab report: {run.root.name}", figure_names(cfg),
+                         {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
+    return report, md

@@ -1,0 +1,76 @@
+"""The report of a model-pair run: every number with its n and interval, from the stages' JSON.
+
+    build_report(behavior, sae_eval, features, steering, models, cfg) -> dict
+        report.json from data already loaded: `behavior` {model: behaviour metrics} (the
+        "metrics" of behavior/<model>.json), `sae_eval` saes/eval.json, `features` {model:
+        features/<model>.json}, `steering` {variant: steering/<variant>.json}, `models` {model:
+        models/<model>.json}, `cfg` the run's PairRunConfig (its seed and task path)
+    render_markdown(report, title) -> str
+        report.md from templates/pairs.md.j2
+"""
+
+from __future__ import annotations
+
+from experiments.report.render import render
+
+BEHAVIOUR_ROWS = [("accuracy", ("accuracy",)), ("answered", ("answered",)),
+                  ("abstains when unanswerable", ("abstains_unanswerable",)),
+                  ("abstains when answerable", ("abstains_answerable",)), ("CoT tokens", ("cot_tokens",)),
+                  ("CoT steps", ("cot_steps",)), ("InfoGain per step (nats)", ("info_gain_per_step",)),
+                  ("early answer = final", ("faithfulness", "early_same")),
+                  ("mistake changes answer", ("faithfulness", "mistake_changes")),
+                  ("filler answer = final", ("faithfulness", "filler_same")),
+                  ("no-CoT answer = final", ("faithfulness", "no_cot_same")),
+                  ("paraphrase answer = final", ("faithfulness", "paraphrase_same"))]
+"""The behaviour table's rows: label, the keys of its number in the behaviour metrics."""
+
+
+def build_report(behavior: dict[str, dict], sae_eval: dict, features: dict[str, dict], steering: dict[str, dict],
+                 models: dict[str, dict], cfg) -> dict:
+    """report.json of a pair run (see the module's docstring for the arguments)."""
+    return {
+        "models": {m: {"path": r["spec"]["path"], "revision": r["spec"]["revision"], "model_type": r["model_type"],
+                       "hub_commit": r["hub_commit"], "weights_hash": r["weights_hash"]} for m, r in models.items()},
+        "seed": cfg.seed,
+        "task": {"path": cfg.task.path, "problems": behavior["base"]["accuracy"]["n"],
+                 "unanswerable": behavior["base"]["abstains_unanswerable"]["n"]},
+        "behavior": behavior,
+        "sae": {"hook": sae_eval["hook"], "models": {m: {
+            "source": s["source"] if isinstance(s["source"], str) else s["source"]["pretrained"],
+            "l0": s["heldout"]["l0"], "explained_variance": s["heldout"]["explained_variance"],
+            "ce_recovered": s["spliced"]["all"]["ce_recovered"]} for m, s in sae_eval["saes"].items()},
+            # explained variance of SAE s on model c's held-out activations
+            "transfer": {s: {c: e["explained_variance"] for c, e in row.items()} for s, row in sae_eval["transfer"].items()},
+            **_sae_extras(sae_eval)},
+        "features": {m: {k: f.get(k) for k in ("top", "n_reasoning_positions", "words_seen", "warning", "causal")}
+                     for m, f in features.items()},
+        "steering": steering,
+    }
+
+
+def _sae_extras(sae_eval: dict) -> dict:
+    """The frontier and the crosscoders, when the run's config asked for them."""
+    from experiments.report.summaries import RECON_KEYS
+
+    out = {}
+    if sae_eval.get("frontier"):
+        out["frontier"] = {a: {k: r["heldout"][k] for k in RECON_KEYS if k in r["heldout"]}
+                           for a, r in sae_eval["frontier"].items()}
+    if sae_eval.get("crosscoders"):
+        out["crosscoders"] = {v: {k: c[k] for k in ("counts", "heldout", "warning") if k in c}
+                              for v, c in sae_eval["crosscoders"].items()}
+    return out
+
+
+def _get(metrics: dict, keys: tuple[str, ...]):
+    for k in keys:
+        metrics = metrics[k]
+    return metrics
+
+
+def render_markdown(report: dict, title: str) -> str:
+    """report.md: models and task, behaviour, SAEs, reasoning latents, steering."""
+    names = list(report["behavior"])
+    rows = [(label, 3 if keys == ("info_gain_per_step",) else 2, [_get(report["behavior"][m], keys) for m in names])
+            for label, keys in BEHAVIOUR_ROWS]
+    return render("pairs.md.j2", title=title, report=report, names=names, behaviour_rows=rows)

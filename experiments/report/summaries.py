@@ -1,0 +1,66 @@
+"""The report's summaries of the sae, features and steer stages' outputs (the `sae` and
+`elicitation` sections of report.json).
+
+    sae_summary(eval) -> dict                       from saes/eval.json
+    elicit_summary(features, steering, validation) -> dict
+        from features/<model>.json, steering/<variant>.json and steering/base-validation.json
+        (validation None where the run has none)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECON_KEYS = ("explained_variance", "mse", "cosine", "l0", "dead_fraction", "dense_fraction")
+"""The reconstruction metrics the report keeps of each SAE."""
+
+
+def sae_summary(ev: dict) -> dict:
+    """What the report shows: per model its SAE's held-out and spliced metrics, the frontier,
+    the transfer matrix (explained variance) and the crosscoders' latent counts."""
+    def recon(r):
+        return {k: r[k] for k in (*RECON_KEYS, "n")}
+
+    return {"hook": ev["hook"],
+            "saes": {m: {"architecture": r["train"]["architecture"], "d_sae": r["train"]["d_sae"],
+                         "heldout": recon(r["heldout"]), "spliced": r.get("spliced")} for m, r in ev["saes"].items()},
+            "frontier": {a: recon(r["heldout"]) for a, r in ev["frontier"].items()},
+            "transfer": {s: {c: recon(v) for c, v in row.items()} for s, row in ev["transfer"].items()},
+            "crosscoders": {v: {k: c[k] for k in ("counts", "train", "heldout", "warning") if k in c}
+                            for v, c in ev["crosscoders"].items()}}
+
+
+def elicit_summary(features: dict, steering: dict, validation: dict | None) -> dict:
+    """The report's numbers: per steered variant, the best of each intervention (by held-out
+    follow gap recovered) with its controls and the oracle, and the validation in the base."""
+    out = {"variants": {}, "validation": None, "latents": {}}
+    for m, f in features.items():
+        vp, causal = f["value_probes"], f.get("causal", {})
+        out["latents"][m] = {
+            "reason_top": f["reason_score"]["top"][:5], "value_top": vp["top"][:5],
+            "sparse_probe": vp["sparse_probe"], "dense_probe": vp["dense_probe"], "value_positions": vp["n"],
+            "causal": {site: c["exact"][:3] for site, c in causal.items()}}
+        if "decoder_matching" in f:  # do the base's reasoning latents survive in this variant?
+            cos = [t["cosine"] for t in f["decoder_matching"]["reason_latents_of_base"]]
+            out["latents"][m]["survival"] = {
+                "n": len(cos), "median_match_cosine": float(np.median(cos)),
+                "median_cosine_all": f["decoder_matching"]["median_cosine"],
+                "crosscoder": {k: f["crosscoder_reason_score"].get(k) for k in (
+                    "classes_of_top", "median_r_of_top", "classes_of_all", "median_r_of_alive")}
+                if "crosscoder_reason_score" in f else None}
+    for v, s in steering.items():
+        best = {}
+        for name, entries in s["sweeps"].items():
+            # the strength is chosen on the choice set (other held-out problems), then reported on
+            # the evaluation sets, so the interval is not that of a maximum over strengths
+            scored = [e for e in entries if e["gap_recovered"]["choose"]["follow"]["value"] is not None]
+            if scored:
+                e = max(scored, key=lambda e: e["gap_recovered"]["choose"]["follow"]["value"])
+                best[name] = {"strength": e["strength"], "metrics": e["metrics"],
+                              "gap_recovered": {k: v for k, v in e["gap_recovered"].items() if k != "choose"}}
+        best |= {name: {"strength": None, **x} for name, x in s["single"].items()}
+        out["variants"][v] = {"reference": s["reference"], "best": best}
+    if validation:
+        out["validation"] = {"clean": validation["clean"], "rows": [
+            {k: r[k] for k in ("n", "ablate_reason", "ablate_random", "ablate_causal") if k in r} for r in validation["rows"]]}
+    return out

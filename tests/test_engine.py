@@ -1,0 +1,83 @@
+"""The engine's code fingerprints: a stage's code is the import closure of the modules it
+runs, so editing one of them re-runs it and editing anything else does not. Checked on a
+temporary copy of the project, so the edits never touch the checkout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.engine.code import PACKAGES, ROOT, closure, imports
+
+# Every stage's code hash, computed inside the copy (its own ROOT) by a fresh interpreter.
+HASHES = """
+import json
+from experiments.engine.code import closure_hash
+from experiments.studies import study
+print(json.dumps({name: {s.name: closure_hash(s.code_roots()) for s in study(name).stages}
+                  for name in ("organisms", "pairs")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("project")
+    for p in PACKAGES:
+        shutil.copytree(ROOT / p, dest / p, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _hashes(root: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", HASHES], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _edit(root: Path, module: str) -> None:
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def _changed(before: dict, after: dict) -> dict[str, list[str]]:
+    return {s: [n for n in before[s] if before[s][n] != after[s][n]] for s in before}
+
+
+def test_editing_a_module_reruns_exactly_the_stages_that_import_it(copy):
+    before = _hashes(copy)
+    _edit(copy, "experiments.behavior.stats")  # the organisms' behaviour suite (and the elicitation's probes)
+    after = _hashes(copy)
+    changed = _changed(before, after)
+    assert "behavior" in changed["organisms"] and "cache" not in changed["organisms"] \
+        and "sae" not in changed["organisms"] and "organisms" not in changed["organisms"]
+
+    _edit(copy, "sae.evaluate")  # used by the shared SAE stage of both studies
+    again = _hashes(copy)
+    changed = _changed(after, again)
+    assert "sae" in changed["organisms"] and "sae" in changed["pairs"]
+    assert "behavior" not in changed["organisms"] and "behavior" not in changed["pairs"]
+
+    _edit(copy, "experiments.pairs.behavior")  # the text suite: the pairs' stages that run it
+    changed = _changed(again, third := _hashes(copy))
+    assert changed["organisms"] == [] and {"behavior", "steer"} <= set(changed["pairs"])
+
+    _edit(copy, "experiments.cli")  # no stage runs the command line
+    assert _changed(third, _hashes(copy)) == {"organisms": [], "pairs": []}
+
+
+def test_the_closure_follows_imports_inside_functions_and_parent_packages():
+    found = closure(["experiments.organisms.stages.behavior"])
+    # imported inside run_behavior only, and their packages, whose __init__ runs on import
+    assert {"experiments.behavior.model_eval", "experiments.behavior", "experiments.tasks.arithmetic"} <= found
+    assert not any(m.startswith(("sae", "features", "experiments.elicit")) for m in found)
+    # `from pkg import module` imports the module; `from module import name` only the module
+    assert "experiments.engine.stage" in imports("experiments.stages.cache")
+
+
+def test_an_unknown_module_is_refused():
+    with pytest.raises(ValueError, match="'torch' is not a module of this project"):
+        imports("torch")
