@@ -20,7 +20,7 @@ def cache_model(model: str, out: str | Path, task: ArithmeticTask, cfg: CacheCon
     from transformers import AutoTokenizer
 
     from activations.cache import write_cache
-    from activations.cache.writer import check_cache_out
+    from activations.cache.out_dir import check_cache_out
     from activations.models import load_bridge, provenance, tokenizer_hash
     from experiments.behavior.model_eval import check_model_path, check_task
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import errno
 import json
 import os
@@ -133,20 +132,6 @@ def to_dict(obj) -> dict[str, Any]:
 def fingerprint(data: Any) -> str:
     """A short stable hash of JSON-able data (what produced an output)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def code_hash(modules: tuple[str, ...]) -> str:
-    """Hash of the source of `modules` (a package counts with every .py file under it)."""
-    h = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"stage code {name!r} is not an importable module")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for f in files:
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def check_device(device: str) -> None:

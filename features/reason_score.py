@@ -109,7 +109,7 @@ def crosscoder_reason_scores(cc, base_cache: str | Path, finetuned_cache: str | 
     from activations.cache import open_paired
 
     with open_paired(base_cache, finetuned_cache) as pair:
-        pair.a._check_hook(hook)
+        pair.a.check_hook(hook)
         cols = {name: pair.a.column(name) for name in ["seq", *pair.a.meta["label_names"]]}
         dev = cc.W_enc.device
         codes = (cc.encode(torch.stack([a, b], 1).to(dev, cc.W_enc.dtype)) for a, b in pair.batches(hook, batch_size))

@@ -216,7 +216,7 @@ def train_crosscoder(base_cache: str | Path, finetuned_cache: str | Path, hook: 
 
     claim_out_dir(Path(out), "a crosscoder", is_trained_folder, overwrite, owns=lambda f: TRAINED_FILES)
     with open_paired(base_cache, finetuned_cache) as pair:
-        pair.a._check_hook(hook)
+        pair.a.check_hook(hook)
         pairs = pair.shuffled(hook, cfg.batch_size, max(cfg.buffer_rows, cfg.batch_size), cfg.seed, where)
         cc, metrics = train_crosscoder_on((torch.stack(p, 1) for p in pairs), pair.a.d_model, cfg, list(names))
         provenance = {"hook_name": hook, "datasets": [str(base_cache), str(finetuned_cache)],

@@ -23,11 +23,13 @@ def seed_everything():
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     """`saelab run --config quick` once per session: (run dir, {model: behaviour metrics})."""
-    from experiments.pipeline import run_pipeline
+    from experiments.engine.runner import run_stages
+    from experiments.organisms.stages.load import load_behavior
+    from experiments.organisms.study import STAGES
+    from experiments.rundir import RunDir
     from experiments.runconfig import load_run_config
-    from experiments.stages import STAGES, load_behavior
 
     cfg, _ = load_run_config("quick")
     out = tmp_path_factory.mktemp("quick") / "run"
-    run_pipeline(cfg, out, STAGES, log=lambda *a: None)
-    return out, load_behavior(out, cfg)
+    run_stages(cfg, out, STAGES, log=lambda *a: None)
+    return out, load_behavior(RunDir(out), cfg)

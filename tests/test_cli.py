@@ -37,7 +37,7 @@ def test_help_lists_subcommands_and_field_docs():
     ("behavior:\n  ks: [2, 2]\n", "behavior.ks must be a non-empty list of distinct chain lengths"),
     ("device: cuda\n", "torch sees no CUDA GPU here"),
     ("sae:\n  hook: blocks.7.hook_resid_post\n", "sae.hook 'blocks.7.hook_resid_post' is not cached"),
-    ("sae:\n  train: {architecture: topkk}\n", "sae.train: unknown SAE architecture 'topkk'; SAELens has"),
+    ("sae:\n  train: {architecture: topkk}\n", "sae.train.architecture must be one of ["),
     ("sae:\n  frontier: [{architecture: gated, options: {k: 3}}]\n",
      "sae.frontier[0]: sae options ['k'] are not fields of SAELens' GatedTrainingSAEConfig"),
     ("sae:\n  frontier: [{architecture: gated}, {architecture: gated}]\n", "two points with the same settings"),

@@ -100,7 +100,7 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     fig = json.loads((run / "figures" / "pair_steering.json").read_text())
     assert fig["variants"]["perturbed"]["conditions"] == ["base", "perturbed", "reasoning x4", "random x4"]
     assert main(["figures", str(run), "--check"]) == 0
-    assert "checked 2 figures" in capsys.readouterr().err
+    assert "checked 3 figures" in capsys.readouterr().err
 
     capsys.readouterr()
     assert main(["run", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
@@ -140,9 +140,6 @@ def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
     assert ranks == {0, 1}
     strip = lambda p: (p / "report.md").read_text().split("\n", 1)[1]  # noqa: E731 (title names the run)
     assert strip(one) == strip(two)
-    # the organisms' browser says it does not read pair runs
-    assert main(["browse", str(one), "--out", str(tmp_path / "b")]) == 2
-    assert f"{one} is a model-pair run; the browser reads organism runs only" in capsys.readouterr().err
 
 
 def test_bf16_weights_cache_and_autocast_match_float32(qwen_pair, tmp_path):
@@ -363,15 +360,15 @@ def test_shipped_gpu_configs_are_valid(name, tmp_path):
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     from activations.cache.writer import expand_hooks
-    from experiments.runconfig import load_any_config
+    from experiments.studies import load_any_config
 
     data = yaml.safe_load((CONFIG.parent / f"{name}.yaml").read_text())
     assert data["device"] == "cuda"
     data["device"] = "cpu"
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
-    cfg, _, stages = load_any_config(path)
-    assert [s.name for s in stages][0] == "models"
+    cfg, _, study = load_any_config(path)
+    assert study.name == "pairs" and [s.name for s in study.stages][0] == "models"
     assert cfg.sae.hook in expand_hooks(cfg.cache.write.hooks, 32)
     directory = get_pretrained_saes_directory()
     for p in cfg.sae.pretrained.values():
@@ -439,3 +436,28 @@ def test_generation_stops_at_the_generation_configs_turn_end_tokens():
     tok = tiny_tokenizer()
     generate_text(Model(), tok, ["hi"], 4)
     assert seen["eos_token_id"] == sorted({tok.eos_token_id, 3, 4})
+
+
+def test_a_pair_run_can_have_a_frontier_and_a_crosscoder(qwen_pair, tmp_path):
+    """The shared SAE stage gives a pair run what an organisms run has: frontier SAEs of the
+    base, a crosscoder base x variant, their figures and report sections."""
+    cfg = pair_config(tmp_path, qwen_pair, sae={
+        "hook": "blocks.1.hook_resid_post",
+        "train": {"architecture": "topk", "expansion": 4, "k": 8, "lr": 0.003, "steps": 30, "batch_size": 128,
+                  "buffer_rows": 4096, "norm_batches": 2, "checkpoints": 0},
+        "frontier": [{"architecture": "standard", "sparsity_coefficient": 3}],
+        "crosscoder_variants": ["perturbed"],
+        "crosscoder": {"expansion": 2, "k": 4, "steps": 20, "batch_size": 128, "buffer_rows": 2048, "norm_batches": 2}})
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run)]) == 0
+    ev = json.loads((run / "saes" / "eval.json").read_text())
+    assert set(ev["frontier"]) == {"standard-c3", "topk-k8 (base SAE)"}
+    assert ev["frontier"]["standard-c3"]["train"]["architecture"] == "standard"
+    cc = ev["crosscoders"]["perturbed"]
+    assert sum(cc["counts"].values()) == 2 * 32 and (run / "saes" / "crosscoder-perturbed" / "diff.json").is_file()
+    assert cc["heldout"]["n"] == ev["saes"]["base"]["heldout"]["n"]  # the same held-out rows
+    figures = sorted(p.stem for p in (run / "figures").glob("*.png"))
+    assert figures == ["crosscoder_r", "pair_behavior", "pair_steering", "sae_frontier", "sae_transfer"]
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["sae"]["frontier"]) == set(ev["frontier"])
+    assert report["sae"]["crosscoders"]["perturbed"]["counts"] == cc["counts"]

@@ -2,6 +2,7 @@
 stage skipping, --force, interruption, determinism, and one-line errors."""
 
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -9,10 +10,10 @@ import torch
 import yaml
 
 from experiments.cli import main
-from experiments.figures import FIGURES
-from experiments.pipeline import run_pipeline
+from experiments.engine.runner import run_stages as run_pipeline
+from experiments.figures.behaviour import BEHAVIOUR as FIGURES
 from experiments.runconfig import load_run_config
-from experiments.stages import STAGES
+from experiments.organisms.study import STAGES
 
 REPORT_KEYS = ["accuracy", "early_answering_aoc", "corruption_follow_rate", "corruption_stay_rate",
                "paraphrase_accuracy", "filler_accuracy", "info_gain_per_step", "abstention", "cot_length"]
@@ -72,7 +73,8 @@ def test_rerun_skips_finished_stages_and_force_reruns_one(quick_run):
     run, _ = quick_run
     cfg, _ = load_run_config("quick")
     logs = []
-    stage_log = lambda name: next(line for line in logs if line.startswith(f"[{name}]"))  # noqa: E731
+    stage_log = lambda name: next(line for line in logs if line.startswith(f"[{name}]")  # noqa: E731
+                                  and line != f"[{name}] started")
     run_pipeline(cfg, run, STAGES, log=logs.append)
     assert logs[:len(STAGES)] == [f"[{s.name}] up to date, skipped" for s in STAGES]
     logs.clear()
@@ -108,16 +110,16 @@ def test_interrupted_stage_leaves_nothing_that_looks_finished(quick_run, tmp_pat
     monkeypatch.setattr(model_eval, "evaluate_model", killed_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg, run, STAGES, force=["behavior"], log=lambda *a: None)
-    # the finished outputs of the earlier run are untouched, the half-written ones are not in place ...
+    # the finished outputs of the earlier run are untouched (the new ones are written only
+    # once every model is evaluated, into a temporary folder renamed when whole) ...
     assert {p.name: p.read_text() for p in (run / "behavior").iterdir()} == before
-    assert list(run.glob(".behavior.tmp-*"))
     # ... and the manifest no longer vouches for the stage that was being rewritten
     assert "behavior" not in json.loads((run / "manifest.json").read_text())["stages"]
     monkeypatch.setattr(model_eval, "evaluate_model", real)
     logs = []
     run_pipeline(cfg, run, STAGES, log=logs.append)
-    assert logs[1].startswith("[behavior] done") and not list(run.glob("**/.*tmp*"))
-    assert logs[2] == "[cache] up to date, skipped"
+    assert logs[1:3] == ["[behavior] started", logs[2]] and logs[2].startswith("[behavior] done")
+    assert not list(run.glob("**/.*tmp*")) and logs[3] == "[cache] up to date, skipped"
     assert json.loads((run / "report.json").read_text()) == json.loads((quick_run[0] / "report.json").read_text())
 
 
@@ -134,6 +136,7 @@ def test_a_kill_between_renames_restores_the_old_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["behavior", "figures"]
 
 
+@pytest.mark.slow  # a second quick run (the golden test already pins this one's numbers)
 def test_same_config_and_seed_give_identical_report(quick_run, tmp_path):
     cfg, _ = load_run_config("quick")
     run_pipeline(cfg, tmp_path / "again", STAGES, log=lambda *a: None)
@@ -204,3 +207,68 @@ def test_behavior_refuses_a_model_of_another_task(quick_run, tmp_path, capsys):
                  "--out", str(tmp_path / "x.json")])
     assert code == 2 and "was trained on task" in capsys.readouterr().err
 
+
+
+def test_an_organisms_run_can_load_an_sae_folder_instead_of_training_one(quick_run, tmp_path):
+    """sae.pretrained.<model>: {path: FOLDER} loads that SAE (here another run's) for the
+    model, checks it reads the hook, evaluates it like a trained one, and the later stages use it."""
+    from safetensors.torch import load_file
+
+    src = quick_run[0]
+    run = copy_run(src, tmp_path / "run")
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    folder = tmp_path / "external-sae"
+    shutil.copytree(src / "saes" / "sft-direct", folder)
+    data["sae"]["pretrained"] = {"sft-direct": {"path": str(folder)}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    assert main(["run", "--config", str(tmp_path / "c.yaml"), "--out", str(run), "--overwrite", "--until", "sae"]) == 0
+    ev = json.loads((run / "saes" / "eval.json").read_text())
+    assert ev["saes"]["sft-direct"]["source"]["pretrained"] == str(folder) and "train" not in ev["saes"]["sft-direct"]
+    assert ev["saes"]["base"]["source"] == "trained"
+    weights = [load_file(p / "sae_weights.safetensors") for p in (folder, run / "saes" / "sft-direct")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # the same SAE, evaluated on the same held-out rows: the same numbers as when it was trained
+    old = json.loads((src / "saes" / "eval.json").read_text())["saes"]["sft-direct"]
+    assert ev["saes"]["sft-direct"]["heldout"] == old["heldout"]
+    from experiments.report.summaries import sae_summary
+
+    summary = sae_summary(ev)["saes"]["sft-direct"]
+    assert summary["architecture"] == "pretrained" and summary["pretrained"] == str(folder)
+    data["sae"]["pretrained"] = {"sft-direct": {"path": str(tmp_path / "nowhere")}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
+    assert main(["run", "--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "r2"), "--until", "sae"]) == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_give_the_one_process_report(tmp_path):
+    """The quick organisms run under torchrun (2 ranks, gloo) writes the same report.json as
+    one process, bit for bit; both ranks write cache shards and train SAEs."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import h5py
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "configs" / "quick.yaml").read_text())
+    data["threads"] = 1  # the same threads in both runs: float reductions then agree bit for bit
+    cfg = tmp_path / "quick1.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    one, two = tmp_path / "one", tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "experiments.cli", "run", "--config", str(cfg), "--out", str(one)],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+                           "-m", "experiments.cli", "run", "--config", str(cfg), "--out", str(two)],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((two / "manifest.json").read_text())["world_size"] == 2
+    assert (one / "report.json").read_bytes() == (two / "report.json").read_bytes()
+    for m in ("base", "dpo"):
+        ranks = {int(h5py.File(p, "r").attrs["rank"]) for p in (two / "activations" / m).glob("shards/*.h5")}
+        assert ranks == {0, 1}
+    assert "(rank 1)" in done.stdout and "(rank 0)" in done.stdout  # each rank trained SAEs

@@ -149,7 +149,8 @@ def pair_data() -> tuple:
                     "faithfulness": {"usable_cots": 7, "early_same": c(0.4), "mistake_changes": c(0.2),
                                      "filler_same": c(0.0), "no_cot_same": c(0.4), "paraphrase_same": None}}
                 for m in ("base", "ft")}
-    sae = {"hook": "blocks.1.hook_resid_post", "transfer": {a: {b: 0.65 for b in behavior} for a in behavior},
+    sae = {"hook": "blocks.1.hook_resid_post",  # eval.json: each SAE on each model, the full held-out metrics
+           "transfer": {a: {b: {"explained_variance": 0.65, "l0": 8.0} for b in behavior} for a in behavior},
            "saes": {m: {"source": "trained" if m == "base" else {"pretrained": "hub/sae"},
                         "heldout": {"l0": 8.0, "explained_variance": 0.653},
                         "spliced": {"all": {"ce_recovered": -0.917 if m == "base" else None}}} for m in behavior}}

@@ -8,7 +8,7 @@ from sae_lens import SAE
 
 from experiments.cli import main
 from experiments.runconfig import load_run_config
-from experiments.sae_figures import SAE_FIGURES
+from experiments.figures.sae import SAE as SAE_FIGURES
 from experiments.stages.sae_data import RowSplit, cache_sequences
 from sae.crosscoder import load_crosscoder
 from sae.evaluate import evaluate_on_cache

@@ -1,5 +1,5 @@
 """Reading an activation cache: sequential batches, shuffled batches with bounded memory,
-label filters, and token-aligned pairs of caches (base and fine-tuned).
+label filters (the iterators themselves are `streams`; pairs of caches are `paired`).
 
 Every reader is a plain Python iterator of float32 tensors `(B, d_model)` (pairs: a
 tuple of two), which is what SAELens' `SAETrainer` takes as its data provider.
@@ -12,18 +12,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
 import torch
 
-from activations.cache.format import INDEX, META, SHARDS, STORAGE_DTYPES, CacheError, file_checksum, read_json
+from activations.cache.format import INDEX, META, SHARDS, CacheError, file_checksum, read_json
+from activations.cache.streams import Where, stream_batches, stream_shuffled
 
 MAX_OPEN = 64  # shard files kept open at once per cache
-
-Where = Mapping[str, int | Sequence[int]] | Callable[[dict[str, np.ndarray]], np.ndarray] | None
-"""A row filter: {label: value or values} (all must match), or fn(columns) -> bool mask."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ class ActivationCache:
                 f"hooks={self.hooks}, dtype={self.dtype}, complete={self.complete})")
 
     # ---- columns ------------------------------------------------------------------------
-    def _check_hook(self, hook: str) -> None:
+    def check_hook(self, hook: str) -> None:
         if hook not in self.hooks:
             raise CacheError(f"hook {hook!r} is not in this cache; it holds {self.hooks}")
 
@@ -177,7 +175,7 @@ class ActivationCache:
         return {n: self._read(shard, n if n in ("token_ids", "seq", "pos") else f"labels/{n}", start, stop)
                 for n in names}
 
-    def _to_float(self, a: np.ndarray) -> torch.Tensor:
+    def to_float(self, a: np.ndarray) -> torch.Tensor:
         """Stored rows -> a new float32 tensor. The memory comes from numpy on purpose: fresh
         torch allocations per batch fragmented glibc's heap (RSS grew ~0.8x the shuffle
         buffer in benchmarks/bench_cache.py); torch does the (fast) conversion into it."""
@@ -188,14 +186,14 @@ class ActivationCache:
 
     def activations(self, hook: str, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Rows [start, stop) of one hook as float32 (rows, d_model)."""
-        self._check_hook(hook)
+        self.check_hook(hook)
         stop = self.n_rows if stop is None else stop
         parts = []
         for i in range(len(self._paths)):
             a, b = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
             if a < b:
                 parts.append(self._read(i, f"acts/{hook}", int(a - self.offsets[i]), int(b - self.offsets[i])))
-        return self._to_float(np.concatenate(parts) if parts else np.zeros((0, self.d_model), np.float16))
+        return self.to_float(np.concatenate(parts) if parts else np.zeros((0, self.d_model), np.float16))
 
     def blocks(self) -> list[Block]:
         """Chunk-aligned row ranges: the units of random reading."""
@@ -242,126 +240,14 @@ class ActivationCache:
     # ---- iterators ----------------------------------------------------------------------
     def batches(self, hook: str, batch_size: int, where: Where = None) -> Iterator[torch.Tensor]:
         """Sequential float32 batches (B, d_model) in row order; the last may be smaller."""
-        return (b[0] for b in _batches([self], hook, batch_size, where))
+        return (b[0] for b in stream_batches([self], hook, batch_size, where))
 
     def shuffled(self, hook: str, batch_size: int, buffer_rows: int = 262_144, seed: int = 0,
                  where: Where = None, epochs: int | None = None) -> Iterator[torch.Tensor]:
         """Shuffled float32 batches (B, d_model), forever (or `epochs` passes), memory bounded
         by `buffer_rows` rows plus one chunk; the same seed gives the same batches."""
-        return (b[0] for b in _shuffled([self], hook, batch_size, buffer_rows, seed, where, epochs))
+        return (b[0] for b in stream_shuffled([self], hook, batch_size, buffer_rows, seed, where, epochs))
 
 
 def open_cache(path: str | Path, allow_incomplete: bool = False, verify: bool = False) -> ActivationCache:
     return ActivationCache(path, allow_incomplete, verify)
-
-
-def _check_args(caches, hook: str, batch_size: int, where: Where = None) -> None:
-    for c in caches:
-        c._check_hook(hook)
-    caches[0].check_where(where)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-
-
-def _batches(caches: list[ActivationCache], hook: str, batch_size: int, where: Where):
-    _check_args(caches, hook, batch_size, where)
-    carry = [np.zeros((0, c.d_model), STORAGE_DTYPES[c.dtype]) for c in caches]  # rows short of a batch
-    for block in caches[0].blocks():
-        keep = caches[0].mask(block, where)
-        # One concatenation per block, then batches are slices: linear in the rows read.
-        rows = [np.concatenate([r, c.read_block(hook, block, keep)]) for r, c in zip(carry, caches)]
-        full = len(rows[0]) // batch_size * batch_size
-        for s in range(0, full, batch_size):
-            yield tuple(c._to_float(r[s:s + batch_size]) for c, r in zip(caches, rows))
-        carry = [r[full:] for r in rows]
-    if len(carry[0]):
-        yield tuple(c._to_float(r) for c, r in zip(caches, carry))
-
-
-def _shuffled(caches: list[ActivationCache], hook: str, batch_size: int, buffer_rows: int, seed: int,
-              where: Where, epochs: int | None):
-    _check_args(caches, hook, batch_size, where)
-    if buffer_rows < batch_size:
-        raise ValueError(f"buffer_rows ({buffer_rows}) must be >= batch_size ({batch_size})")
-    rng = np.random.default_rng(seed)
-    blocks = caches[0].blocks()
-    # One preallocated buffer per cache (storage dtype): memory stays buffer_rows + one chunk.
-    cap = buffer_rows + caches[0].chunk_rows
-    buf = [np.empty((cap, c.d_model), STORAGE_DTYPES[c.dtype]) for c in caches]
-    fill = 0
-
-    def emit(n_rows: int, final: bool):
-        nonlocal fill
-        perm = rng.permutation(n_rows)
-        n_out = n_rows if final else (n_rows // batch_size) * batch_size
-        for s in range(0, n_out, batch_size):
-            idx = perm[s:s + batch_size]
-            yield tuple(c._to_float(b[idx]) for c, b in zip(caches, buf))
-        rest = perm[n_out:]
-        for b in buf:  # keep the tail that does not fill a batch for the next round
-            b[:len(rest)] = b[rest]
-        fill = len(rest)
-
-    epoch, total = 0, 0
-    while epochs is None or epoch < epochs:
-        for bi in rng.permutation(len(blocks)):
-            block = blocks[bi]
-            keep = caches[0].mask(block, where)
-            for c, b in zip(caches, buf):
-                n_new = c.read_block_into(hook, block, keep, b[fill:])
-            fill += n_new
-            total += n_new
-            if fill >= buffer_rows:
-                yield from emit(fill, final=False)
-        epoch += 1
-        if total == 0:
-            raise CacheError("no rows pass the filter; check the label values (saelab cache-info shows counts)")
-    if fill:
-        yield from emit(fill, final=True)
-
-
-class PairedCache:
-    """Two token-aligned caches (e.g. base and fine-tuned): batches of the same rows from both."""
-
-    def __init__(self, a: ActivationCache, b: ActivationCache):
-        self.a, self.b = a, b
-
-    def batches(self, hook: str, batch_size: int, where: Where = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return _batches([self.a, self.b], hook, batch_size, where)
-
-    def shuffled(self, hook: str, batch_size: int, buffer_rows: int = 262_144, seed: int = 0, where: Where = None,
-                 epochs: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return _shuffled([self.a, self.b], hook, batch_size, buffer_rows, seed, where, epochs)
-
-    def close(self) -> None:
-        self.a.close()
-        self.b.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def open_paired(base: str | Path, finetuned: str | Path) -> PairedCache:
-    """Open two caches of the same tokens; refuses caches whose token ids, labels, hooks or
-    layout differ, saying which."""
-    a = open_cache(base)
-    try:
-        b = open_cache(finetuned)
-    except BaseException:
-        a.close()
-        raise
-    checks = [("tokenizers", "tokenizer_hash"), ("token ids", "token_ids_hash"), ("labels", "labels_hash"),
-              ("label names", "label_names"), ("hooks", "hooks"), ("d_model", "d_model"), ("shard layout", "n_shards")]
-    for what, key in checks:
-        if a.meta.get(key) != b.meta.get(key):
-            a.close(), b.close()
-            raise CacheError(f"caches {a.path} and {b.path} are not a pair: their {what} differ "
-                             f"({a.meta.get(key)} vs {b.meta.get(key)}); cache both models on the same token set")
-    if a.shard_rows != b.shard_rows or a.chunk_rows != b.chunk_rows:
-        a.close(), b.close()
-        raise CacheError(f"caches {a.path} and {b.path} are not a pair: their chunking differs; "
-                         "write both with the same cache settings")
-    return PairedCache(a, b)

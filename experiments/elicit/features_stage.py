@@ -29,32 +29,52 @@ from sae.load import load_sae_folder
 
 
 def run_features(run: RunDir | Path, models: list[str], cfg: ElicitConfig, hook: str, task, seed: int, device: str,
-                 out: Path, log=print) -> None:
+                 out: Path | None, log=print) -> None:
     """Write features/<model>.json (into the folder `out`) for every model (ReasonScore), and
     for each variant of `cfg.variants` the latent shift, decoder matching and patching tables.
-    The base must come first in `models`: its scores are reused for every variant."""
+    The base must come first in `models`: its scores are reused for every variant.
+
+    Under torchrun every rank calls it: rank r scores its share of the models (each record
+    depends only on its model, the base and the seed) and rank 0, the one with `out`, writes."""
+    from experiments.engine.distributed import dist_rank_world, split_map
+
     run = run if isinstance(run, RunDir) else RunDir(run)
-    tok = AutoTokenizer.from_pretrained(run.model("base"))
-    base = load_bridge(str(run.model("base")), device)
-    base_sae = load_sae_folder(run.sae("base"), device)
-    for name in models:
-        t0 = time.perf_counter()
-        sae = load_sae_folder(run.sae(name), device)
-        rs = reason_scores(sae, run.cache(name), hook, cfg.reason_score)
-        if name == "base":  # the base's scores are reused for every variant's decoder matching
-            base_score = rs["score"]
-        record = {"model": name, "hook": hook, "sae": run.relative(run.sae(name)),
-                  "reason_score": reason_score_record(rs, cfg)}
-        record["value_probes"] = value_probe_record(sae, run, name, hook, cfg, seed)
-        if name == "base" or name in cfg.variants:
-            model = base if name == "base" else load_bridge(str(run.model(name)), device)
-            probe = Probe(run, name, task, tok, cfg, seed)  # built once, reused below for variants
-            record["causal"] = causal_record(model, sae, hook, probe.choose, cfg)
-        record["table"] = ranked_table(record)
-        if name in cfg.variants:  # its model loaded, and its probe items built, for the causal scores above
-            record |= _variant_records(run, name, base, model, base_sae, sae, base_score, probe, cfg, hook, device)
-        (out / run.features(name).name).write_text(json.dumps(record, indent=1))
-        log(f"  features {name}: {time.perf_counter() - t0:.1f} s")
+    rank, world = dist_rank_world()
+
+    def score(names: list[str]) -> list[tuple[str, dict]]:
+        if not names:
+            return []
+        tok = AutoTokenizer.from_pretrained(run.model("base"))
+        base = load_bridge(str(run.model("base")), device)
+        base_sae = load_sae_folder(run.sae("base"), device)
+        base_score = None
+        records = []
+        for name in names:
+            t0 = time.perf_counter()
+            sae = load_sae_folder(run.sae(name), device)
+            rs = reason_scores(sae, run.cache(name), hook, cfg.reason_score)
+            if name == "base":  # the base's scores are reused for every variant's decoder matching
+                base_score = rs["score"]
+            elif base_score is None and name in cfg.variants:  # another rank scores the base itself
+                base_score = reason_scores(base_sae, run.cache("base"), hook, cfg.reason_score)["score"]
+            record = {"model": name, "hook": hook, "sae": run.relative(run.sae(name)),
+                      "reason_score": reason_score_record(rs, cfg)}
+            record["value_probes"] = value_probe_record(sae, run, name, hook, cfg, seed)
+            if name == "base" or name in cfg.variants:
+                model = base if name == "base" else load_bridge(str(run.model(name)), device)
+                probe = Probe(run, name, task, tok, cfg, seed)  # built once, reused below for variants
+                record["causal"] = causal_record(model, sae, hook, probe.choose, cfg)
+            record["table"] = ranked_table(record)
+            if name in cfg.variants:  # its model loaded, and its probe items built, for the causal scores above
+                record |= _variant_records(run, name, base, model, base_sae, sae, base_score, probe, cfg, hook, device)
+            records.append((name, record))
+            line = f"  features {name}: {time.perf_counter() - t0:.1f} s"
+            print(line + f" (rank {rank})", flush=True) if world > 1 else log(line)
+        return records
+
+    for name, record in split_map(score, models):
+        if out is not None:
+            (out / run.features(name).name).write_text(json.dumps(record, indent=1))
 
 
 def _variant_records(run: RunDir, name: str, base, ft, base_sae, sae, base_score: torch.Tensor, probe: Probe,

@@ -49,7 +49,8 @@ def columns(run: RunDir, cfg, name: str, f: dict) -> list[Column]:
         exact = {e["latent"]: e["delta_logp"] for e in c["exact"]}
         cols.append(Column(f"attribution_{site}", f"attribution ({site})", c["attribution"],
                            "gradient x activation: first-order change in log p of the implied answer if ablated"))
-        cols.append(Column(f"ablation_{site}", f"ablation ({site})", [exact.get(i) for i in range(len(c["attribution"]))],
+        exact_all = [exact.get(i) for i in range(len(c["attribution"]))]
+        cols.append(Column(f"ablation_{site}", f"ablation ({site})", exact_all,
                            "exact change in log p of the implied answer when ablated (top candidates only)"))
     for v, shift in _shifts(run, cfg, name).items():
         cols.append(Column(f"shift_{v}", f"shift in {v}", shift,

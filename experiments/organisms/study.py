@@ -2,28 +2,31 @@
 its fine-tuned variants (`experiments.organisms.recipes`), through these stages:
 
     organisms   models/<name>/              train (or reuse) base and variants
-    behavior    behavior/<name>.json        the arithmetic behavioural suite on every model
+    behavior    behavior/<name>.json        the arithmetic behavioural suite on every model [all ranks]
     cache       activations/<name>/         residual streams of every model, same tokens  [all ranks]
     sae         saes/                       SAEs (trained or loaded), frontier, crosscoders [all ranks]
-    features    features/<name>.json        latent scores, latent shifts, activation patching
+    features    features/<name>.json        latent scores, latent shifts, activation patching [all ranks]
     steer       steering/<variant>.json     the steering sweep with controls; validation in the base
     figures     figures/<fig>.png + .json   behaviour, SAE and elicitation figures
     report      report.json, report.md
 
-Under torchrun the stages marked [all ranks] split their work: the cache its shards, the
-sae stage its SAEs and crosscoders (`experiments.stages`). The others run on rank 0.
+Under torchrun the stages marked [all ranks] split their work: the behaviour and features
+stages their models, the cache its shards, the sae stage its SAEs and crosscoders
+(`experiments.stages`). The others run on rank 0 (the steer stage steers one variant in the
+shipped configs: nothing to split).
 """
 
 from __future__ import annotations
 
+from experiments.engine.stage import Stage
 from experiments.organisms.stages.behavior import behavior_outputs, run_behavior
 from experiments.organisms.stages.cache import organism_provenance, organism_tokens
 from experiments.organisms.stages.features import feature_outputs, run_features
 from experiments.organisms.stages.figures import figure_data, figure_names
-from experiments.organisms.stages.models import load_organism, organism_outputs, run_organisms
+from experiments.organisms.stages.load import load_organism
+from experiments.organisms.stages.models import organism_outputs, run_organisms
 from experiments.organisms.stages.report import build
 from experiments.organisms.stages.steer import run_steer, steer_outputs
-from experiments.engine.stage import Stage
 from experiments.runconfig import RunConfig
 from experiments.stages.cache import cache_outputs, cache_stage
 from experiments.stages.figures import figures_stage
@@ -57,10 +60,11 @@ def _report_inputs(run, cfg) -> list:
 
 STAGES = [
     Stage("organisms", ("task", "organisms"), _nothing, organism_outputs, run_organisms),
-    Stage("behavior", ("task", "behavior"), organism_outputs, behavior_outputs, run_behavior),
+    Stage("behavior", ("task", "behavior"), organism_outputs, behavior_outputs, run_behavior, distributed=True),
     cache_stage(organism_tokens, load_organism, organism_provenance, ("task", "cache"), organism_outputs),
     sae_stage(load_organism, ("sae",), cache_outputs),
-    Stage("features", ("task", "cache", "sae", "features"), _features_inputs, feature_outputs, run_features),
+    Stage("features", ("task", "cache", "sae", "features"), _features_inputs, feature_outputs, run_features,
+          distributed=True),
     Stage("steer", ("task", "sae", "features"), _steer_inputs, steer_outputs, run_steer),
     figures_stage(figure_names, figure_data, ("behavior", "sae", "features"), _figure_inputs),
     report_stage(build, _report_inputs),

@@ -89,5 +89,6 @@ def note(run: RunDir, cfg, name: str, f: dict) -> str:
     if name == cfg.features.steer_sae:
         out.append("Steering clamped this SAE's top ReasonScore latents (and matched random ones) in each variant: "
                    "their latent pages list those runs; 'follow' there is the gap recovered in how often a changed "
-                   "number in the CoT changes the answer, 'accuracy' in accuracy after the gold CoT (no held-out split).")
+                   "number in the CoT changes the answer, 'accuracy' in accuracy after the gold CoT "
+                   "(no held-out split).")
     return " ".join(out)

@@ -15,6 +15,13 @@ RECON_KEYS = ("explained_variance", "mse", "cosine", "l0", "dead_fraction", "den
 """The reconstruction metrics the report keeps of each SAE."""
 
 
+def _source(r: dict) -> dict:
+    """A trained SAE's architecture and width; a loaded one's source (release/id or folder)."""
+    if "train" in r:
+        return {"architecture": r["train"]["architecture"], "d_sae": r["train"]["d_sae"]}
+    return {"architecture": "pretrained", "d_sae": r["source"]["d_sae"], "pretrained": r["source"]["pretrained"]}
+
+
 def sae_summary(ev: dict) -> dict:
     """What the report shows: per model its SAE's held-out and spliced metrics, the frontier,
     the transfer matrix (explained variance) and the crosscoders' latent counts."""
@@ -22,8 +29,8 @@ def sae_summary(ev: dict) -> dict:
         return {k: r[k] for k in (*RECON_KEYS, "n")}
 
     return {"hook": ev["hook"],
-            "saes": {m: {"architecture": r["train"]["architecture"], "d_sae": r["train"]["d_sae"],
-                         "heldout": recon(r["heldout"]), "spliced": r.get("spliced")} for m, r in ev["saes"].items()},
+            "saes": {m: {**_source(r), "heldout": recon(r["heldout"]), "spliced": r.get("spliced")}
+                     for m, r in ev["saes"].items()},
             "frontier": {a: recon(r["heldout"]) for a, r in ev["frontier"].items()},
             "transfer": {s: {c: recon(v) for c, v in row.items()} for s, row in ev["transfer"].items()},
             "crosscoders": {v: {k: c[k] for k in ("counts", "train", "heldout", "warning") if k in c}

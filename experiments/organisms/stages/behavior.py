@@ -14,30 +14,38 @@ def behavior_outputs(run: RunDir, cfg) -> list[Path]:
     return [run.behavior(name) for name in cfg.model_names()]
 
 
-def load_behavior(run: RunDir, cfg) -> dict[str, dict]:
-    """{model: its behaviour metrics} of a finished behaviour stage."""
-    return {name: json.loads(run.behavior(name).read_text())["metrics"] for name in cfg.model_names()}
-
-
 def run_behavior(run: RunDir, cfg, force: bool) -> None:
+    """Every rank runs it under torchrun: rank r evaluates its share of the models (each
+    model's evaluation is seeded on its own, so the split changes no number); rank 0 writes."""
     from activations.atomic import replace_dir, temp_dir
-    from activations.progress import log
-    from experiments.behavior.model_eval import evaluate_model
+    from experiments.engine.distributed import dist_rank_world, split_map
     from experiments.tasks import ArithmeticTask
 
     task = ArithmeticTask(cfg.task)
     ref = cfg.behavior.reference
-    tmp = temp_dir(run.behaviors)
-    for name in cfg.model_names():
-        t0 = time.perf_counter()
-        reference = None if name == ref else str(run.model(ref))
-        metrics = evaluate_model(str(run.model(name)), task, cfg.behavior, cfg.seed, cfg.device,
-                                 reference=reference, desc=f"behavior {name}")
-        record = {"variant": name, "model": run.relative(run.model(name)),
-                  "reference": None if name == ref else run.relative(run.model(ref)), "seed": cfg.seed,
-                  "metrics": metrics}
-        (tmp / run.behavior(name).name).write_text(json.dumps(record, indent=1))
-        acc = metrics["accuracy"]
-        log(f"  behavior {name}: {time.perf_counter() - t0:.1f} s, accuracy "
-            + " ".join(f"k{k}={c['value']:.2f}" for k, c in acc.items()))
-    replace_dir(tmp, run.behaviors)
+    rank, world = dist_rank_world()
+
+    def evaluate(names: list[str]) -> list[dict]:
+        from experiments.behavior.model_eval import evaluate_model
+
+        out = []
+        for name in names:
+            t0 = time.perf_counter()
+            reference = None if name == ref else str(run.model(ref))
+            metrics = evaluate_model(str(run.model(name)), task, cfg.behavior, cfg.seed, cfg.device,
+                                     reference=reference, desc=f"behavior {name}")
+            out.append({"variant": name, "model": run.relative(run.model(name)),
+                        "reference": None if name == ref else run.relative(run.model(ref)), "seed": cfg.seed,
+                        "metrics": metrics})
+            # every rank says what it evaluated
+            print(f"  behavior {name}: {time.perf_counter() - t0:.1f} s, accuracy "
+                  + " ".join(f"k{k}={c['value']:.2f}" for k, c in metrics["accuracy"].items())
+                  + (f" (rank {rank})" if world > 1 else ""), flush=True)
+        return out
+
+    records = split_map(evaluate, cfg.model_names())
+    if rank == 0:
+        tmp = temp_dir(run.behaviors)
+        for record in records:
+            (tmp / run.behavior(record["variant"]).name).write_text(json.dumps(record, indent=1))
+        replace_dir(tmp, run.behaviors)

@@ -13,12 +13,15 @@ def feature_outputs(run: RunDir, cfg) -> list[Path]:
 
 
 def run_features(run: RunDir, cfg, force: bool) -> None:
+    """Every rank runs it under torchrun (each scores its share of the models); rank 0 writes."""
     from activations.atomic import replace_dir, temp_dir
     from activations.progress import log
     from experiments.elicit.features_stage import run_features as features
+    from experiments.engine.distributed import dist_rank_world
     from experiments.tasks import ArithmeticTask
 
-    tmp = temp_dir(run.features_dir)
+    tmp = temp_dir(run.features_dir) if dist_rank_world()[0] == 0 else None
     features(run, cfg.model_names(), cfg.features, cfg.sae.hook, ArithmeticTask(cfg.task), cfg.seed, cfg.device,
              tmp, log=log)
-    replace_dir(tmp, run.features_dir)
+    if tmp is not None:
+        replace_dir(tmp, run.features_dir)

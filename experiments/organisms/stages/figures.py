@@ -21,18 +21,11 @@ def figure_names(cfg) -> list[str]:
     return [*BEHAVIOUR, *SAE, *elicit_names(cfg)]
 
 
-def load_elicit(run: RunDir, cfg) -> tuple[dict, dict, dict]:
-    """(features of every model, steering of every steered variant, the base's validation)."""
-    features = {m: json.loads(run.features(m).read_text()) for m in cfg.model_names()}
-    steering = {v: json.loads(run.steering(v).read_text()) for v in cfg.features.variants}
-    return features, steering, json.loads(run.validation.read_text())
-
-
 def figure_data(run: RunDir, cfg) -> dict[str, dict]:
     from experiments.figures.behaviour import behaviour_figures
     from experiments.figures.elicit import elicit_figures
     from experiments.figures.sae import sae_figures
-    from experiments.organisms.stages.behavior import load_behavior
+    from experiments.organisms.stages.load import load_behavior, load_elicit
 
     features, steering, _ = load_elicit(run, cfg)
     return {**behaviour_figures(load_behavior(run, cfg), cfg.behavior.faithfulness_ks[0]),

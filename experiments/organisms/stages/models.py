@@ -1,5 +1,4 @@
-"""The organisms stage (train or reuse every model into models/<name>/) and how the other
-stages load an organism."""
+"""The organisms stage: train (or reuse) every model into models/<name>/."""
 
 from __future__ import annotations
 
@@ -24,10 +23,3 @@ def run_organisms(run: RunDir, cfg, force: bool) -> None:
 
     # The run's config.yaml has been checked (or --overwrite given): rebuild what differs.
     build_organisms(cfg.organisms, cfg.task, cfg.seed, cfg.device, run.root, overwrite=True, retrain=force)
-
-
-def load_organism(run: RunDir, cfg, name: str):
-    """Organism `name` as a TransformerBridge."""
-    from activations.models import load_bridge
-
-    return load_bridge(str(run.model(name)), cfg.device)

@@ -21,8 +21,8 @@ def cache_sizes(run: RunDir, cfg) -> dict[str, dict]:
 
 def build(run: RunDir, cfg) -> tuple[dict, str]:
     from experiments.config import fingerprint, to_dict
-    from experiments.organisms.stages.behavior import load_behavior
-    from experiments.organisms.stages.figures import figure_names, load_elicit
+    from experiments.organisms.stages.figures import figure_names
+    from experiments.organisms.stages.load import load_behavior, load_elicit
     from experiments.report.organisms import build_report, render_markdown
     from experiments.report.summaries import elicit_summary, sae_summary
 
