@@ -45,22 +45,38 @@ GAP_METRICS = ("accuracy", "follow", "aoc", "abstention_recall", "ood_accuracy")
 """The probe metrics whose gap recovered is recorded."""
 
 
-def run_steer(run: RunDir | Path, cfg: ElicitConfig, hook: str, task, seed: int, device: str, out: Path,
+def run_steer(run: RunDir | Path, cfg: ElicitConfig, hook: str, task, seed: int, device: str, out: Path | None,
               log=print) -> None:
     """Write steering/<variant>.json (into the folder `out`) for each variant of
-    `cfg.variants`, and steering/base-validation.json."""
+    `cfg.variants`, and steering/base-validation.json.
+
+    Under torchrun every rank calls it: rank r steers its share of the variants (each record
+    depends only on its variant, the base and the seed); rank 0, the one with `out`, writes
+    them and runs the validation in the base."""
+    from experiments.engine.distributed import dist_rank_world, split_map
+
     run = run if isinstance(run, RunDir) else RunDir(run)
+    rank, world = dist_rank_world()
     tok = AutoTokenizer.from_pretrained(run.model("base"))
     base = load_bridge(str(run.model("base")), device)
     sae = load_sae_folder(run.sae("base"), device)
     check_hook(base, hook, sae)
     base_feats = json.loads(run.features("base").read_text())  # read once: every variant and the validation use it
-    for v in cfg.variants:
-        t0 = time.perf_counter()
-        record = steer_variant(run, v, base, sae, base_feats, cfg, hook, task, tok, seed, device)
-        (out / run.steering(v).name).write_text(json.dumps(record, indent=1))
-        log(f"{_summary(record)} ({time.perf_counter() - t0:.1f} s)")
-    validate_in_base(run, base, sae, base_feats, cfg, hook, task, tok, seed, out, log)
+
+    def steer(variants: list[str]) -> list[tuple[str, dict]]:
+        records = []
+        for v in variants:
+            t0 = time.perf_counter()
+            records.append((v, steer_variant(run, v, base, sae, base_feats, cfg, hook, task, tok, seed, device)))
+            line = f"{_summary(records[-1][1])} ({time.perf_counter() - t0:.1f} s)"
+            print(line + f" (rank {rank})", flush=True) if world > 1 else log(line)
+        return records
+
+    for v, record in split_map(steer, cfg.variants):
+        if out is not None:
+            (out / run.steering(v).name).write_text(json.dumps(record, indent=1))
+    if out is not None:
+        validate_in_base(run, base, sae, base_feats, cfg, hook, task, tok, seed, out, log)
 
 
 def steer_variant(run: RunDir, v: str, base, sae, base_feats: dict, cfg: ElicitConfig, hook: str, task, tok,

@@ -127,18 +127,21 @@ STEERING_PANELS = [("ablate_grown_latents", "ablate_random_latents", "latents ab
 @_per_variant("steering", 3)
 def draw_steering(d: dict, v: str, s: dict, axes, several: bool) -> None:
     for ax, (main, control, xlabel) in zip(axes, STEERING_PANELS):
+        drawn = False
         for name, style in ((main, "-"), (control, "--")):
             if name not in s["curves"]:
                 continue
             c = s["curves"][name]
             for metric, color in (("follow", "C0"), ("accuracy", "C1")):
                 y = [np.nan if x is None else x for x in c[f"{metric}_heldout"]]
+                drawn |= not np.isnan(y).all()
                 ax.plot(c["strength"], y, style, marker="o", color=color, label=f"{name}: {metric}")
         oracle = s["single"]["patching_oracle"]["follow_heldout"]
         if oracle is not None:
             ax.axhline(oracle, color="grey", lw=0.8, ls=":", label="patching oracle (follow)")
         ax.axhline(0, color="black", lw=0.5)
-        ax.set_xscale("log")
+        if drawn:  # a variant with no gap to recover has no finite point: nothing to put on a log axis
+            ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("gap recovered")
         if several:  # each row names its variant (one variant's figure has no panel titles)

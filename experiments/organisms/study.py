@@ -6,14 +6,13 @@ its fine-tuned variants (`experiments.organisms.recipes`), through these stages:
     cache       activations/<name>/         residual streams of every model, same tokens  [all ranks]
     sae         saes/                       SAEs (trained or loaded), frontier, crosscoders [all ranks]
     features    features/<name>.json        latent scores, latent shifts, activation patching [all ranks]
-    steer       steering/<variant>.json     the steering sweep with controls; validation in the base
+    steer       steering/<variant>.json     the steering sweep with controls; validation in the base [all ranks]
     figures     figures/<fig>.png + .json   behaviour, SAE and elicitation figures
     report      report.json, report.md
 
 Under torchrun the stages marked [all ranks] split their work: the behaviour and features
-stages their models, the cache its shards, the sae stage its SAEs and crosscoders
-(`experiments.stages`). The others run on rank 0 (the steer stage steers one variant in the
-shipped configs: nothing to split).
+stages their models, the steer stage its variants, the cache its shards, the sae stage its
+SAEs and crosscoders (`experiments.stages`). The others run on rank 0.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ STAGES = [
     sae_stage(load_organism, ("sae",), cache_outputs),
     Stage("features", ("task", "cache", "sae", "features"), _features_inputs, feature_outputs, run_features,
           distributed=True),
-    Stage("steer", ("task", "sae", "features"), _steer_inputs, steer_outputs, run_steer),
+    Stage("steer", ("task", "sae", "features"), _steer_inputs, steer_outputs, run_steer, distributed=True),
     figures_stage(figure_names, figure_data, ("behavior", "sae", "features"), _figure_inputs),
     report_stage(build, _report_inputs),
 ]

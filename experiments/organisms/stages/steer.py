@@ -18,6 +18,10 @@ def run_steer(run: RunDir, cfg, force: bool) -> None:
     from experiments.elicit.steer_stage import run_steer as steer
     from experiments.tasks import ArithmeticTask
 
-    tmp = temp_dir(run.steering_dir)
+    from experiments.engine.distributed import dist_rank_world
+
+    # every rank runs it under torchrun (each steers its share of the variants); rank 0 writes
+    tmp = temp_dir(run.steering_dir) if dist_rank_world()[0] == 0 else None
     steer(run, cfg.features, cfg.sae.hook, ArithmeticTask(cfg.task), cfg.seed, cfg.device, tmp, log=log)
-    replace_dir(tmp, run.steering_dir)
+    if tmp is not None:
+        replace_dir(tmp, run.steering_dir)
