@@ -47,67 +47,43 @@ class MissingStage(FileNotFoundError):
     """A command needs a stage this run has not finished; the message names the command."""
 
 
+class _Sub:
+    """A path of the run directory, `root / parts` (a class attribute of RunDir)."""
+
+    def __init__(self, *parts: str):
+        self.parts = parts
+
+    def __get__(self, run: "RunDir | None", owner=None):
+        return self if run is None else run.root.joinpath(*self.parts)
+
+
 class RunDir:
     """The paths of one run directory (nothing is created or read here)."""
+
+    config = _Sub(CONFIG)
+    manifest = _Sub(MANIFEST)
+    lock = _Sub(LOCK)
+    report_json = _Sub(REPORT_JSON)
+    report_md = _Sub(REPORT_MD)
+    # one folder per stage
+    models = _Sub("models")
+    behaviors = _Sub("behavior")
+    activations = _Sub("activations")
+    saes = _Sub("saes")
+    features_dir = _Sub("features")
+    steering_dir = _Sub("steering")
+    figures = _Sub("figures")
+    sae_eval = _Sub("saes", SAE_EVAL)
+    validation = _Sub("steering", VALIDATION)
+    sae_scratch = _Sub(".saes.tmp-dist")
+    """Where every rank of the sae stage writes its SAEs before rank 0 renames the folder to
+    saes/ (one name for all ranks: a pid would differ between them)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"
-
-    def __truediv__(self, other):  # for code that still holds a run as a Path
-        return self.root / other
-
-    # ---- the run's own files ------------------------------------------------------------
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
-
-    @property
-    def lock(self) -> Path:
-        return self.root / LOCK
-
-    @property
-    def report_json(self) -> Path:
-        return self.root / REPORT_JSON
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / REPORT_MD
-
-    # ---- one folder per stage -------------------------------------------------------------
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def behaviors(self) -> Path:
-        return self.root / "behavior"
-
-    @property
-    def activations(self) -> Path:
-        return self.root / "activations"
-
-    @property
-    def saes(self) -> Path:
-        return self.root / "saes"
-
-    @property
-    def features_dir(self) -> Path:
-        return self.root / "features"
-
-    @property
-    def steering_dir(self) -> Path:
-        return self.root / "steering"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
 
     # ---- files of one model, variant or figure -------------------------------------------
     def model(self, name: str) -> Path:
@@ -143,19 +119,11 @@ class RunDir:
         """The sae stage's table of a crosscoder's latents (r, class, Latent Scaling)."""
         return self.crosscoder(variant) / CROSSCODER_DIFF
 
-    @property
-    def sae_eval(self) -> Path:
-        return self.saes / SAE_EVAL
-
     def features(self, name: str) -> Path:
         return self.features_dir / f"{name}.json"
 
     def steering(self, variant: str) -> Path:
         return self.steering_dir / f"{variant}.json"
-
-    @property
-    def validation(self) -> Path:
-        return self.steering_dir / VALIDATION
 
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -52,7 +52,7 @@ def _figure_inputs(run, cfg) -> list:
 
 
 def _report_inputs(run, cfg) -> list:
-    figures = [p for p in figures_stage(figure_names, figure_data, (), _nothing).outputs(run, cfg) if p.suffix == ".json"]
+    figures = [p for p in run.figure_files(figure_names(cfg)) if p.suffix == ".json"]
     return (behavior_outputs(run, cfg) + cache_outputs(run, cfg) + [run.sae_eval] + feature_outputs(run, cfg)
             + steer_outputs(run, cfg) + figures)
 

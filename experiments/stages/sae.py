@@ -77,7 +77,7 @@ def run_sae(run: RunDir, cfg, force: bool, load_model: LoadModel) -> None:
     for m in names[1:]:  # refuse caches that are not token-aligned pairs before any training
         with open_paired(run.cache(names[0]), run.cache(m)):
             pass
-    tmp = run.root / ".saes.tmp-dist"  # one name for every rank (a pid would differ between them)
+    tmp = run.sae_scratch
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

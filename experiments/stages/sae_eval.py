@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from experiments.rundir import CROSSCODER_DIFF, RunDir
+from experiments.rundir import CROSSCODER_DIFF, SAE_EVAL, RunDir
+from experiments.stages.sae_config import FrontierPoint
 from experiments.stages.sae_data import RowSplit, cache_sequences
 
 
@@ -98,8 +99,8 @@ def evaluate_saes(run: RunDir, cfg, out: Path, load_model: Callable[[RunDir, Any
             f"{h['explained_variance']:.3f}" + (f"; warning: {train['warning']}" if "warning" in train else ""))
     if s.frontier and names[0] not in s.pretrained:
         uses_k = "topk" in s.train.architecture
-        own = type(s.frontier[0])(s.train.architecture, k=s.train.k if uses_k else None,
-                                  sparsity_coefficient=None if uses_k else s.train.sparsity_coefficient)
+        own = FrontierPoint(s.train.architecture, k=s.train.k if uses_k else None,
+                           sparsity_coefficient=None if uses_k else s.train.sparsity_coefficient)
         result["frontier"][f"{own.name} (base SAE)"] = {k: result["saes"][names[0]][k] for k in ("train", "heldout")}
     t0 = time.perf_counter()
     for m, sae in saes.items():
@@ -111,5 +112,5 @@ def evaluate_saes(run: RunDir, cfg, out: Path, load_model: Callable[[RunDir, Any
     for v in s.crosscoder_variants:
         c = result["crosscoders"][v] = _crosscoder(run, cfg, v, out / run.crosscoder(v).name, held)
         log(f"  crosscoder base x {v}: held-out L0 {c['heldout']['l0']:.1f}; {c['counts']}")
-    (out / "eval.json").write_text(json.dumps(result, indent=1))
+    (out / SAE_EVAL).write_text(json.dumps(result, indent=1))
     return result
