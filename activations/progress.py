@@ -7,10 +7,13 @@ fraction done and an estimate of the time left, and a line when it is done:
     Training SAE: 37% (370/1000), 1m12s left, loss=0.12
     Training SAE: done 1000/1000 in 2m03s
 
-`log(line)` prints one line. Both print on rank 0 only under torchrun (every rank runs
-the same loop; one copy of each line is enough), and both go to stdout, flushed: the
-stream saelab's stage lines already use, so a scheduler's log (or a terminal) reads as one
-story in order, and stderr keeps meaning "an error", whose one line stays the last.
+`log(line)` prints one line to stdout: the story of a run (`[stage] started`, one line
+per model). Progress lines go to stderr, flushed, where tqdm's bar goes on a terminal: a
+command whose stdout is its result (`saelab train-sae` prints its metrics as JSON) keeps
+it clean, and a scheduler's log that takes both streams (`> log 2>&1`) still reads in
+order. An error's one line is printed last on stderr, after any progress line. Both print
+on rank 0 only under torchrun (every rank runs the same loop; one copy of each line is
+enough).
 
 Nothing here imports torch: the rank comes from torch.distributed only if something else
 has imported and initialised it, else from the RANK variable torchrun sets.
@@ -182,5 +185,5 @@ class Lines:
         return f"{self.desc}: {text}" + (f", {self.postfix}" if self.postfix else "")
 
     def _print(self, line: str) -> None:
-        if not self.quiet:
-            log(line)
+        if not self.quiet and rank() == 0:
+            print(line, file=sys.stderr, flush=True)  # where tqdm's bar would be

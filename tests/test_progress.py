@@ -31,8 +31,16 @@ def clock(monkeypatch):
 
 
 def lines(capsys) -> list[str]:
+    """The progress lines: on stderr (where tqdm's bar would be), none on stdout, no bar."""
     out, err = capsys.readouterr()
-    assert "\r" not in out + err and err == ""  # no bar, and nothing on stderr
+    assert "\r" not in out + err and out == ""  # stdout stays a command's result
+    return err.splitlines()
+
+
+def logged(capsys) -> list[str]:
+    """The log lines: on stdout (the run's story), none on stderr."""
+    out, err = capsys.readouterr()
+    assert err == ""
     return out.splitlines()
 
 
@@ -95,7 +103,7 @@ def test_only_rank_0_prints(clock, capsys, monkeypatch):
     assert capsys.readouterr() == ("", "")
     monkeypatch.setenv("RANK", "0")
     log("a stage line")
-    assert lines(capsys) == ["a stage line"]
+    assert logged(capsys) == ["a stage line"]
     # an initialised process group wins over the environment
     fake = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda: 3)
     monkeypatch.setitem(sys.modules, "torch.distributed", fake)

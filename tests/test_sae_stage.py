@@ -85,7 +85,9 @@ def test_train_and_eval_sae_commands(quick_run, tmp_path, capsys):
                  "--k", "4", "--role", "step", "--checkpoints", "0"]) == 0
     sae = SAE.load_from_disk(str(tmp_path / "s"))
     assert sae.cfg.d_sae == 128 and sae.cfg.metadata.hook_name == HOOK
-    capsys.readouterr()
+    out, err = capsys.readouterr()  # off a terminal: stdout is the metrics alone, progress lines on stderr
+    assert json.loads(out) == json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert "Training SAE: done" in err and err.rstrip().endswith(f"saelab train-sae: wrote {tmp_path / 's'}")
     assert main(["eval-sae", "--cache", ft, "--sae", str(tmp_path / "s"), "--role", "answer", "--variant", "gold", "--model",
                  str(run / "models" / "sft-direct"), "--max_sequences", "8", "--out", str(tmp_path / "e.json")]) == 0
     printed = json.loads(capsys.readouterr().out)
