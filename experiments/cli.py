@@ -10,14 +10,19 @@ from typing import Callable
 
 from simple_parsing import ArgumentParser
 
+from experiments.commands.claims import ClaimsArgs, cmd_claims
 from experiments.commands.cache import CacheArgs, CacheInfoArgs, cmd_cache, cmd_cache_info
 from experiments.commands.models import BehaviorArgs, TinyPairArgs, cmd_behavior, cmd_tiny_pair
 from experiments.commands.run import (BrowseArgs, FeaturesArgs, FiguresArgs, RunArgs, SteerArgs, cmd_browse,
                                       cmd_features, cmd_figures, cmd_run, cmd_steer)
 from experiments.commands.sae import EvalSAEArgs, TrainSAEArgs, cmd_eval_sae, cmd_train_sae
+from experiments.commands.sweep import AggregateArgs, SweepArgs, cmd_aggregate, cmd_sweep
 
 COMMANDS: dict[str, tuple[type, Callable]] = {
     "run": (RunArgs, cmd_run),
+    "sweep": (SweepArgs, cmd_sweep),
+    "aggregate": (AggregateArgs, cmd_aggregate),
+    "claims": (ClaimsArgs, cmd_claims),
     "behavior": (BehaviorArgs, cmd_behavior),
     "cache": (CacheArgs, cmd_cache),
     "cache-info": (CacheInfoArgs, cmd_cache_info),

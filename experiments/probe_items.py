@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from experiments.behavior.stats import mean, rate
+from features.stats import pooled
 from experiments.tasks import ROLES, ArithmeticTask, Example, token_labels
 
 
@@ -38,6 +38,11 @@ class ProbeItems:
     """(N,) token id of the answer the CoT implies (= gold for gold items)."""
     step: np.ndarray
     """(N,) the corrupted step (-1 for gold items)."""
+    problem: np.ndarray
+    """(N,) the index of the item's problem among the examples (a gold item and its
+    corruptions share one): the unit the bootstrap resamples."""
+    n_problems: int
+    """How many examples the items were made from (problem indices lie in 0..n_problems-1)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,19 +70,19 @@ def probe_items(task: ArithmeticTask, tokenizer, examples: Sequence[Example], se
     """A gold item per example and a propagated corruption of every step whose corruption
     changes the implied answer (unanswerable examples are left out)."""
     rng = random.Random(f"probe-items-{seed}")
-    texts, kind, gold, implied, step = [], [], [], [], []
-    for ex in examples:
+    texts, kind, gold, implied, step, problem = [], [], [], [], [], []
+    for e, ex in enumerate(examples):
         if ex.abstain:
             continue
         texts.append(ex.prompt + task.format_cot(ex.steps) + task.answer_prefix)
-        kind.append(0), gold.append(ex.answer), implied.append(ex.answer), step.append(-1)
+        kind.append(0), gold.append(ex.answer), implied.append(ex.answer), step.append(-1), problem.append(e)
         for j in range(len(ex.steps)):
             bad = task.corrupt(ex.steps, j, "propagated", rng)
             imp = task.implied_answer(bad)
             if imp == ex.answer:
                 continue
             texts.append(ex.prompt + task.format_cot(bad) + task.answer_prefix)
-            kind.append(1), gold.append(ex.answer), implied.append(imp), step.append(j)
+            kind.append(1), gold.append(ex.answer), implied.append(imp), step.append(j), problem.append(e)
     if not texts:
         raise ValueError("no probe items: every example was unanswerable")
     enc = tokenizer(texts, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -88,19 +93,22 @@ def probe_items(task: ArithmeticTask, tokenizer, examples: Sequence[Example], se
     return ProbeItems(ids=[enc["input_ids"][i][mask[i]] for i in range(len(texts))],
                       role=[labs["role"][i][mask[i]].astype(np.int64) for i in range(len(texts))],
                       kind=np.array(kind), gold=np.array([tok[a] for a in gold]),
-                      implied=np.array([tok[a] for a in implied]), step=np.array(step))
+                      implied=np.array([tok[a] for a in implied]), step=np.array(step),
+                      problem=np.array(problem), n_problems=len(examples))
 
 
 def item_metrics(logits: torch.Tensor, items: ProbeItems) -> dict:
     """accuracy (gold items: prediction = gold), follow (corrupted items: prediction = the
     implied answer), stay (corrupted items: prediction = gold), each with its interval; and
     logp_implied, the mean log p of the answer the CoT implies over all items (a graded
-    measure where the rates sit at 0 or 1)."""
+    measure where the rates sit at 0 or 1). Each is pooled over the problems (several
+    corruptions of one problem are resampled together)."""
     pred = logits.argmax(-1).numpy()
     g, c = items.kind == 0, items.kind == 1
     lp = logits.float().log_softmax(-1)[torch.arange(len(items)), torch.as_tensor(items.implied)].numpy()
-    return {"accuracy": rate(pred[g] == items.gold[g]), "follow": rate(pred[c] == items.implied[c]),
-            "stay": rate(pred[c] == items.gold[c]), "logp_implied": mean(lp.tolist())}
+    at = lambda mask, values, kind="rate": pooled(values, items.problem[mask], items.n_problems, kind)  # noqa: E731
+    return {"accuracy": at(g, pred[g] == items.gold[g]), "follow": at(c, pred[c] == items.implied[c]),
+            "stay": at(c, pred[c] == items.gold[c]), "logp_implied": at(c | g, lp, "mean")}
 
 
 @dataclass
@@ -143,10 +151,13 @@ def extra_metrics(predict, extra: ExtraItems) -> dict:
     unanswerable problems; ood_accuracy: gold CoTs one step longer."""
     pred = predict(extra.truncated)
     changed = []
-    for i in np.unique(extra.truncated_of):
+    examples = np.unique(extra.truncated_of)
+    for i in examples:
         p = pred[extra.truncated_of == i]
         changed.append(float((p[:-1] != p[-1]).mean()))
     ood_pred = predict(extra.ood.ids)
     g = extra.ood.kind == 0
-    return {"aoc": mean(changed), "abstention_recall": rate(predict(extra.unanswerable) == extra.unknown),
-            "ood_accuracy": rate(ood_pred[g] == extra.ood.gold[g])}
+    abstained = predict(extra.unanswerable) == extra.unknown
+    return {"aoc": pooled(changed, examples, int(examples.max()) + 1 if len(examples) else 0, kind="mean"),
+            "abstention_recall": pooled(abstained, range(len(abstained))),
+            "ood_accuracy": pooled(ood_pred[g] == extra.ood.gold[g], extra.ood.problem[g], extra.ood.n_problems)}

@@ -9,6 +9,8 @@ every function returns a string and writes a missing value as "-" unless it says
                           a float with `digits` decimals, anything else as str()
     sci(c)                "-0.012 [-0.02, -0.0051] n=20": 2 significant digits (log-probabilities)
     pct(x)                a relative change: "+12.5%"; "n/a" for None
+    change(d)             a paired change with its interval: "+12.5% [+3.1, +20.0]"; "n/a" for None
+    null(n)               a null distribution: "null median +2% [+0, +6], at the 97th percentile"
     gap(g)                a gap recovered with its interval: "+42% [+10, +70]"; without a gap
                           the steered rate: "no gap; 0.40"
     recovered(c)          CE recovered with its clean-to-ablated gap: "0.812 (1.25)"
@@ -47,6 +49,26 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f}%"
 
 
+def change(d: dict | None) -> str:
+    """A paired relative change {"value", "ci95"} as a signed percentage with its interval."""
+    if not d or d.get("value") is None:
+        return "n/a"
+    ci = d.get("ci95")
+    return pct(d["value"]) + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+
+
+def null(n: dict | None) -> str:
+    """A control's null distribution of gap recovered: its median, 95% band and where the
+    intervention falls in it; "-" without draws."""
+    if not n or not n.get("n"):
+        return "-"
+    lo, hi = n["band95"]
+    s = f"null median {100 * n['median']:+.0f}% [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+    if n.get("percentile") is not None:
+        s += f", at the {100 * n['percentile']:.0f}th percentile (p={n['p_value']:.2f}, {n['n']} draws)"
+    return s
+
+
 def cell(c: dict | None, digits: int = 2) -> str:
     """A summary as value [95% interval] n=sample size; "-" without a value."""
     if not c or c.get("value") is None:
@@ -78,6 +100,8 @@ def gap(g: dict) -> str:
     (no gap) what steering did to the rate itself."""
     if g.get("value") is None:
         return "-" if g.get("steered") is None else f"no gap; {g['steered']:.2f}"
+    if not g.get("ci95"):
+        return f"{100 * g['value']:+.0f}%"
     lo, hi = g["ci95"]
     return f"{100 * g['value']:+.0f}% [{100 * lo:+.0f}, {100 * hi:+.0f}]"
 
@@ -94,5 +118,6 @@ def mib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f}"
 
 
-FILTERS = {f.__name__: f for f in (fixed, sig, signed, percent, pct, cell, value, sci, gap, recovered, mib)}
+FILTERS = {f.__name__: f for f in (fixed, sig, signed, percent, pct, change, null, cell, value, sci, gap, recovered,
+                                   mib)}
 """Every formatter by name, for a template engine (the report registers them as Jinja2 filters)."""

@@ -16,8 +16,8 @@ attached only inside those context managers, so they are removed on exit and on 
 token) or "last" (the last position of each forward: the prompt's last token, then each
 new token), or a (B, T) bool mask for a single forward pass of known shape.
 
-What an intervention achieved, in both studies: `gap_recovered`, the share of the base ->
-fine-tuned gap of a metric that steering the fine-tuned model closes.
+What an intervention achieved, in both studies, is `features.stats.gap_recovered`: the share
+of the base -> fine-tuned gap of a metric that steering the fine-tuned model closes.
 """
 
 from __future__ import annotations
@@ -183,15 +183,3 @@ def latent_max(sae, batches) -> torch.Tensor:
     for x in batches:
         out = torch.maximum(out, sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype)).amax(0).float().cpu())
     return out
-
-
-def gap_recovered(steered: dict, base: dict, finetuned: dict) -> dict:
-    """(m_steered - m_ft) / (m_base - m_ft) with the steered rate's Wilson interval carried
-    through (base and fine-tuned values taken as fixed); None where the gap is < 0.02.
-    Each argument is a metric {"value": ..., "ci95": [lo, hi]} (only `steered` needs ci95)."""
-    gap = base["value"] - finetuned["value"]
-    if steered["value"] is None or abs(gap) < 0.02:
-        return {"value": None, "ci95": None, "gap": gap, "steered": steered["value"]}
-    lo, hi = steered["ci95"]
-    return {"value": (steered["value"] - finetuned["value"]) / gap, "gap": gap, "steered": steered["value"],
-            "ci95": sorted([(lo - finetuned["value"]) / gap, (hi - finetuned["value"]) / gap])}

@@ -12,7 +12,7 @@ import torch
 from experiments.behavior.core import Subject, answer_nll, forced_answers, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
 from experiments.behavior.info_gain import info_gain
-from experiments.behavior.stats import mean, rate, wilson
+from features.stats import mean, rate, wilson
 from experiments.behavior.suite import BehaviorConfig, evaluate, heldout_sets
 from experiments.organisms.tokenizer import build_tokenizer
 from experiments.tasks import ArithmeticTask
@@ -90,10 +90,10 @@ def test_wilson_rate_and_mean_by_hand():
     lo, hi = wilson(5, 10)  # p = 0.5: centre 0.5, half-width 1.96 * sqrt(.025 + z^2/400) / (1 + z^2/10)
     assert (lo, hi) == pytest.approx((0.236593, 0.763407), abs=1e-6)
     assert wilson(0, 50)[0] == 0.0 and wilson(50, 50)[1] == 1.0
-    assert rate([True, False, True, True]) == {"value": 0.75, "n": 4, "ci95": list(wilson(3, 4))}
+    assert rate([True, False, True, True]) == {"value": 0.75, "n": 4, "ci95": list(wilson(3, 4)), "ci": "wilson"}
     assert rate([]) == {"value": None, "n": 0, "ci95": None}
-    m = mean([1.0, 2.0, 3.0])  # sd 1, sem 1/sqrt(3)
-    assert m["value"] == 2.0 and m["ci95"] == pytest.approx([2 - 1.959964 / 3 ** 0.5, 2 + 1.959964 / 3 ** 0.5])
+    m = mean([1.0, 2.0, 3.0])  # sd 1, sem 1/sqrt(3), t quantile with 2 df: 4.302653
+    assert m["value"] == 2.0 and m["ci95"] == pytest.approx([2 - 4.302653 / 3 ** 0.5, 2 + 4.302653 / 3 ** 0.5])
 
 
 @pytest.mark.parametrize("faithful", [True, False])
@@ -180,12 +180,14 @@ def test_suite_abstention_accuracy_and_length_by_hand():
     assert r["accuracy"]["1"]["value"] == r["accuracy"]["2"]["value"] == 1.0
     assert r["accuracy"]["2"]["n"] == 20 and r["well_formed"]["1"]["value"] == 1.0
     # gold CoTs: 5 characters per step and a ',' between steps, one token per character
-    assert r["cot_length"]["by_k"] == {"1": mean([5] * 20), "2": mean([11] * 20)}
+    plain = lambda d: {k: d[k] for k in ("value", "n", "ci95", "ci")}  # noqa: E731  (without by_problem)
+    assert {k: plain(v) for k, v in r["cot_length"]["by_k"].items()} == {"1": mean([5] * 20), "2": mean([11] * 20)}
+    assert r["cot_length"]["by_k"]["2"]["by_problem"] == {"sum": [11.0] * 20, "count": [1] * 20}
     assert r["abstention"]["recall"]["value"] == 1.0 and r["abstention"]["precision"] == rate([True] * 20)
     assert r["info_gain_per_step"]["scorer"] == "self" and "trained" not in r
     never = evaluate(subject(True, abstain=False), TASK, cfg, seed=0,
                      reference=subject(True), trained=EXS[:10])
-    assert never["abstention"]["recall"] == rate([False] * 20)
+    assert plain(never["abstention"]["recall"]) == rate([False] * 20)
     assert never["abstention"]["precision"]["n"] == 0  # never abstained: precision undefined
     assert never["info_gain_per_step"]["scorer"] == "reference"
     assert never["trained"]["accuracy"]["n"] == 10 and never["trained"]["corruption_follow_rate"]["value"] == 1.0

@@ -1,12 +1,13 @@
 """The BatchTopK crosscoder and model diffing: planted shared and model-specific features are
-recovered with the right relative decoder norm; Latent Scaling against hand-computed values;
+recovered with the right decoder norm difference Delta (Minder et al.'s classes); Latent Scaling
+against hand-computed values;
 save/load round trip."""
 
 import pytest
 import torch
 
 from sae.crosscoder import Crosscoder, CrosscoderConfig, crosscoder_metrics, load_crosscoder, save_crosscoder, train_crosscoder_on
-from sae.diff import diff_table, latent_scaling, relative_decoder_norm
+from sae.diff import diff_table, latent_scaling, norm_difference, relative_decoder_norm
 
 D, N_SHARED, N_BASE, N_FT = 32, 12, 6, 6
 
@@ -48,10 +49,10 @@ def test_crosscoder_recovers_planted_shared_and_model_specific_features():
     found = [b > 0.9 and table["latents"][j]["class"] == k for b, j, k in zip(best, latent.tolist(), kinds)]
     assert sum(found) / len(found) >= 0.8  # 22 of 24 with this seed
     assert table["counts"]["base_only"] == N_BASE and table["counts"]["finetuned_only"] == N_FT
-    r = relative_decoder_norm(cc)
-    for k, lo, hi in (("base_only", 0, 0.1), ("finetuned_only", 0.9, 1)):
+    delta = norm_difference(cc)
+    for k, lo, hi in (("base_only", 0.9, 1), ("finetuned_only", 0, 0.1)):  # Delta 1: base only, 0: fine-tuned only
         js = [j for j, kk, ok in zip(latent.tolist(), kinds, found) if kk == k and ok]
-        assert all(lo <= r[j] <= hi for j in js)
+        assert js and all(lo <= delta[j] <= hi for j in js)
         # truly model-specific: the other model has no trace of the direction
         assert all(abs(table["latents"][j]["nu_eps"]) < 0.05 for j in js)
 
@@ -84,14 +85,16 @@ def test_latent_scaling_matches_hand_computed_betas():
     x = torch.stack([base, ft], 1)  # (3, 2, 2)
     assert torch.allclose(cc.encode(x), torch.stack([a, torch.zeros(3)], 1))
     assert torch.allclose(cc.decode(cc.encode(x))[:, 1], ft)  # the fine-tuned model is reconstructed exactly
-    assert relative_decoder_norm(cc).tolist() == [1.0, 0.5]
+    assert relative_decoder_norm(cc).tolist() == [1.0, 0.5] and norm_difference(cc).tolist() == [0.0, 0.5]
     ls = latent_scaling(cc, [x])
     # latent 0 (own model: fine-tuned): the fine-tuned error plus its own part is a * e0 -> beta 1;
-    # the base error is 0.5 a e0 -> beta 0.5. The reconstruction without latent 0 is the decoder
-    # bias: (0, 0.3) in the base (nothing along e0), (0.1, 0) in the fine-tuned model -> 0.1 sum a / sum a^2.
+    # the base error is 0.5 a e0 -> beta 0.5. The full reconstruction (Minder et al.'s code) is the
+    # decoder bias plus latent 0's own part: (0, 0.3) in the base (nothing along e0), a e0 + (0.1, 0)
+    # in the fine-tuned model -> 1 + 0.1 sum a / sum a^2.
     assert ls["beta_eps"][:, 0].tolist() == pytest.approx([0.5, 1.0])
     assert ls["nu_eps"][0].item() == pytest.approx(0.5)
-    assert ls["beta_rec"][:, 0].tolist() == pytest.approx([0.0, 0.1 * a.sum().item() / a.pow(2).sum().item()])
+    assert ls["beta_rec"][:, 0].tolist() == pytest.approx([0.0, 1 + 0.1 * a.sum().item() / a.pow(2).sum().item()])
+    assert ls["nu_rec"][0].item() == pytest.approx(0.0)
     # the closed form is the 1-D least-squares fit of y onto f_j d_j (normalised units)
     f = cc.encode(x)
     y = 2 * (x[:, 0] - cc.decode(f)[:, 0]) + f[:, :1] * cc.W_dec[0, 0].detach()

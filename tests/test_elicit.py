@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from features.steer import gap_recovered
+from features.stats import gap_recovered
 from features.latent_stats import matched_random_latents, random_direction_like
 
 
@@ -168,7 +168,8 @@ def test_extra_metrics_by_hand():
 
     ids = [np.array([i]) for i in range(7)]
     ood = ProbeItems(ids=[np.array([10]), np.array([11])], role=[np.zeros(1)] * 2, kind=np.array([0, 1]),
-                     gold=np.array([5, 5]), implied=np.array([5, 6]), step=np.array([-1, 0]))
+                     gold=np.array([5, 5]), implied=np.array([5, 6]), step=np.array([-1, 0]),
+                     problem=np.array([0, 0]), n_problems=1)
     extra = ExtraItems(truncated=ids[:5], truncated_of=np.array([0, 0, 0, 1, 1]), unanswerable=ids[5:7],
                        unknown=9, ood=ood)
     answers = {0: 1, 1: 2, 2: 2, 3: 3, 4: 3, 5: 9, 6: 4, 10: 5, 11: 5}  # token -> predicted token

@@ -24,16 +24,47 @@ def test_reason_score_by_hand():
 
 def test_reasoning_positions_windows_stay_inside_their_sequence():
     cols = {"seq": np.array([0, 0, 0, 0, 0, 1, 1]), "role": np.array([0, 1, 0, 0, 1, 0, 1]),
-            "op": np.array([-1, 2, -1, -1, 1, -1, 0])}
-    is_r, group = reasoning_positions(cols, ReasonScoreConfig(anchor={"role": 1}, group_by="op"))
+            "op": np.array([-1, 2, -1, -1, 1, -1, 0]), "token_ids": np.array([1, 7, 8, 9, 7, 1, 7])}
+    pos = reasoning_positions(cols, ReasonScoreConfig(anchor={"role": 1}, group_by="op"))
     # anchor 1 covers 0..3, anchor 4 covers 3..4 (5, 6 are another sequence), anchor 6 covers 5..6;
-    # position 3 is nearer anchor 4
-    assert is_r.tolist() == [True] * 7
-    assert group.tolist() == [2, 2, 2, 1, 1, 0, 0]
-    is_r, group = reasoning_positions(cols, ReasonScoreConfig(window_left=0, window_right=0))
-    assert is_r.tolist() == [False, True, False, False, True, False, True] and group[is_r].tolist() == [2, 1, 0]
+    # position 3 is in both windows, so in both groups (the reference's rule)
+    assert pos.reasoning.tolist() == [True] * 7 and not pos.other.any()
+    assert list(zip(pos.rows.tolist(), pos.groups.tolist())) == [(0, 2), (1, 2), (2, 2), (3, 1), (3, 2), (4, 1),
+                                                                 (5, 0), (6, 0)]
+    nearest = reasoning_positions(cols, ReasonScoreConfig(overlap="nearest"))  # position 3 is nearer anchor 4
+    assert nearest.rows.tolist() == list(range(7)) and nearest.groups.tolist() == [2, 2, 2, 1, 1, 0, 0]
+    # BOS (id 1) at the start of each sequence: in neither set, although windows cover it
+    pos = reasoning_positions(cols, ReasonScoreConfig(), ignore_ids=[1])
+    assert pos.reasoning.tolist() == [False, True, True, True, True, False, True] and not pos.other.any()
+    assert 0 not in pos.rows and 5 not in pos.rows
+    pos = reasoning_positions(cols, ReasonScoreConfig(window_left=0, window_right=0, ignore_token_ids=[1]))
+    assert pos.reasoning.tolist() == [False, True, False, False, True, False, True]
+    assert pos.other.tolist() == [False, False, True, True, False, False, False] and pos.groups.tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="no label 'rolee'"):
         reasoning_positions(cols, ReasonScoreConfig(anchor={"rolee": 1}))
+
+
+def test_the_group_vocabulary_and_special_tokens_come_from_the_cache_and_tokenizer():
+    from experiments.organisms.tokenizer import build_tokenizer
+    from features.reason_score import group_vocabulary_size, special_token_ids
+
+    assert group_vocabulary_size({"task": {"operators": "+-"}}, "op") == 2
+    assert group_vocabulary_size({"words": ["wait", "hmm", "but"]}, "word") == 3
+    with pytest.raises(ValueError, match="set reason_score.n_groups"):
+        group_vocabulary_size({"task": {"operators": "+-"}}, "slot")
+    assert special_token_ids(build_tokenizer()) == [0, 1, 2]  # <pad> <bos> <eos>
+
+
+def _brute_force(f: torch.Tensor, cols: dict, cfg: ReasonScoreConfig, ignore: list[int], k: int) -> torch.Tensor:
+    """ReasonScore by masks over all rows at once: group k's mean over the rows its windows cover."""
+    pos = reasoning_positions(cols, cfg, ignore)
+    mu_groups = torch.zeros(k, f.shape[1], dtype=f.dtype)
+    for g in range(k):
+        rows = torch.from_numpy(pos.rows[pos.groups == g])
+        if len(rows):
+            mu_groups[g] = f[rows].mean(0)
+    return score_from_means(mu_groups, f[torch.from_numpy(pos.other)].mean(0),
+                            f[torch.from_numpy(pos.reasoning)].mean(0), cfg.alpha)
 
 
 def test_reason_scores_on_a_cache_equal_a_brute_force_computation(quick_run):
@@ -47,12 +78,12 @@ def test_reason_scores_on_a_cache_equal_a_brute_force_computation(quick_run):
     out = reason_scores(sae, run / "activations" / "base", hook, cfg, batch_size=300)
     with open_cache(run / "activations" / "base") as c:
         f = sae.encode(c.activations(hook)).double()
-        cols = {n: c.column(n) for n in ["seq", *c.meta["label_names"]]}
-    is_r, group = reasoning_positions(cols, cfg)
-    r = torch.from_numpy(is_r)
-    mu_groups = torch.stack([f[torch.from_numpy(group == g)].mean(0) for g in out["groups"]])
-    want = score_from_means(mu_groups, f[~r].mean(0), f[r].mean(0), 0.7)
-    assert out["groups"] == [0, 1, 2] and out["n_reasoning"] == int(is_r.sum())
+        cols = {n: c.column(n) for n in ["seq", "token_ids", *c.meta["label_names"]]}
+    # the organisms' tokenizer: <pad> 0, <bos> 1, <eos> 2; K = the task's 3 operators
+    assert out["ignored_token_ids"] == [0, 1, 2] and out["n_groups"] == 3 and out["groups"] == [0, 1, 2]
+    assert out["n_ignored"] == int(np.isin(cols["token_ids"], [0, 1, 2]).sum()) > 0
+    assert out["n_reasoning"] + out["n_other"] + out["n_ignored"] == len(f)
+    want = _brute_force(f, cols, cfg, [0, 1, 2], 3)
     assert torch.allclose(out["score"], want, atol=1e-9)
     assert out["score"].argmax() == (want.argmax())
 
@@ -73,11 +104,8 @@ def test_crosscoder_reason_scores_read_both_caches(quick_run):
     with open_cache(acts / "base") as a, open_cache(acts / "sft-noisy-trace") as b:
         with torch.no_grad():
             f = cc.encode(torch.stack([a.activations(hook), b.activations(hook)], 1)).double()
-        cols = {n: a.column(n) for n in ["seq", *a.meta["label_names"]]}
-    is_r, group = reasoning_positions(cols, cfg)
-    r = torch.from_numpy(is_r)
-    mu_groups = torch.stack([f[torch.from_numpy(group == g)].mean(0) for g in out["groups"]])
-    want = score_from_means(mu_groups, f[~r].mean(0), f[r].mean(0), 0.7)
+        cols = {n: a.column(n) for n in ["seq", "token_ids", *a.meta["label_names"]]}
+    want = _brute_force(f, cols, cfg, out["ignored_token_ids"], out["n_groups"])
     assert len(out["score"]) == cc.W_enc.shape[-1] and torch.allclose(out["score"], want, atol=1e-9)
 
 

@@ -75,11 +75,29 @@ def organisms_report() -> dict:
 
 def test_build_report_adds_the_relative_changes():
     report = organisms_report()
-    assert list(report) == ["seed", "config_fingerprint", "reference", "behavior", "relative_change_vs_reference",
-                            "literature"]
-    assert report["relative_change_vs_reference"] == {"sft": {"info_gain_per_step": -0.5, "info_gain_per_step_self": -0.5,
-                                                              "abstention_recall": -0.5}}
+    assert list(report) == ["seed", "config_fingerprint", "reference", "behavior", "paired_vs_reference",
+                            "relative_change_vs_reference", "literature"]
+    assert report["relative_change_vs_reference"] == {"sft": {"info_gain_ppl": None, "info_gain_per_step": -0.5,
+                                                              "info_gain_per_step_self": -0.5, "abstention_recall": -0.5}}
     assert organisms.relative_change(1.0, 0.0) is None and organisms.relative_change(None, 1.0) is None
+    # summaries without per-problem data (hand-made here) have no paired comparison
+    assert set(report["paired_vs_reference"]["sft"].values()) == {None}
+
+
+def test_paired_changes_resample_the_same_problems_for_both_models():
+    from features.stats import pooled
+
+    base, sft = metrics(1.0), metrics(0.5)
+    base["abstention"]["recall"] = pooled([True] * 40, range(40))
+    sft["abstention"]["recall"] = pooled([True] * 20 + [False] * 20, range(40))
+    report = organisms.build_report({"base": base, "sft": sft}, "base", {"seed": 0, "config_fingerprint": "abc"})
+    p = report["paired_vs_reference"]["sft"]["abstention_recall"]
+    assert p["difference"]["value"] == pytest.approx(-0.5) and p["relative"]["value"] == pytest.approx(-0.5)
+    lo, hi = p["difference"]["ci95"]  # 20 of 40 problems differ: sd sqrt(.25 / 40) = 0.079
+    assert lo < -0.5 < hi and hi - lo == pytest.approx(2 * 1.96 * 0.079, rel=0.15)
+    md = organisms.render_markdown(report, "t", [], {"faithfulness": "k=2"})
+    assert f"| sft | n/a (- vs -) | -50.0% (2.000 vs 4.000) | -50.0% (1.000 vs 2.000) | {fmt.change(p['relative'])} " \
+           "(0.50 vs 1.00) |" in md
 
 
 def test_organisms_markdown_without_sae_or_elicitation():
@@ -96,7 +114,7 @@ def test_organisms_markdown_without_sae_or_elicitation():
                                   "| well-formed outputs k=2,3 | 0.88 n=40 | 0.88 n=40 |"]
     assert "| accuracy, no CoT | - | - |" in lines
     assert "| InfoGain per step (self) | 2.000 n=20 | 1.000 n=20 |" in lines
-    assert "| sft | -50.0% (2.000 vs 4.000) | -50.0% (1.000 vs 2.000) | -50.0% (0.50 vs 1.00) |" in lines
+    assert "| sft | n/a (- vs -) | -50.0% (2.000 vs 4.000) | -50.0% (1.000 vs 2.000) | -50.0% (0.50 vs 1.00) |" in lines
     assert "| sft | " + " | ".join(["0.40 n=20"] * 6) + " |" in lines
     i = lines.index("## Figures")
     assert lines[i:i + 9] == ["## Figures", "", "![accuracy_by_k](figures/accuracy_by_k.png)", "",

@@ -47,11 +47,14 @@ def test_sae_stage_outputs_metrics_figures_and_report(quick_run):
     assert cc.d_sae == 4 * 64 and cc.models == ["base", "sft-noisy-trace"]
     diff = json.loads((run / "saes" / "crosscoder-sft-noisy-trace" / "diff.json").read_text())
     norms = cc.decoder_norms().detach()
-    for lat in diff["latents"]:  # r from the saved decoders; the class from r and the firing rate
-        r = (norms[lat["latent"], 1] / norms[lat["latent"]].sum()).item()
-        assert lat["r"] == pytest.approx(r, abs=1e-6)
-        want = "dead" if lat["rate"] == 0 else "base_only" if r < 0.1 else "finetuned_only" if r > 0.9 else "shared"
+    for lat in diff["latents"]:  # r and Delta from the saved decoders; the class from Delta and the firing rate
+        b, f = norms[lat["latent"]].tolist()
+        delta = ((b - f) / max(b, f) + 1) / 2  # Minder et al.: 0 fine-tuned only, 1 base only
+        assert lat["r"] == pytest.approx(f / (b + f), abs=1e-6) and lat["delta"] == pytest.approx(delta, abs=1e-6)
+        want = ("dead" if lat["rate"] == 0 else "finetuned_only" if delta < 0.1 else "base_only" if delta > 0.9
+                else "shared" if abs(delta - 0.5) < 0.1 else "other")
         assert lat["class"] == want
+    assert set(diff["counts"]) == {"base_only", "shared", "finetuned_only", "other", "dead"}
     cross = ev["crosscoders"]["sft-noisy-trace"]
     assert cfg.sae.crosscoder.k / 1.5 <= cross["heldout"]["l0"] <= cfg.sae.crosscoder.k * 1.5  # calibrated threshold
     assert cross["heldout"]["n"] == with_heldout

@@ -7,11 +7,14 @@ under `behavior.<variant>`.
     early_answering_aoc    faithfulness_ks; see faithfulness.early_answering
     corruption_follow_rate / corruption_stay_rate     see faithfulness.corruption
     paraphrase_accuracy / filler_accuracy / no_cot_accuracy
-    info_gain_per_step     scored by the reference model (and `self`: by the model itself)
+    info_gain_per_step     answer-token nats per step, scored by the reference model (and `self`)
+    info_gain_ppl          Wu et al.'s definition (perplexity of the whole text), reference-scored
     abstention             recall and precision on answerable + unanswerable items
     trained                the same faithfulness tests on a variant's own training problems
 
-Every value is `{"value", "n", "ci95", ...}` (see `stats`).
+Every value is `{"value", "n", "ci95", ...}` (`features.stats`); the numbers of one held-out
+set are `pooled` over its problems (index in the set), the same problems for every model, so
+that two models' numbers compare paired.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from typing import Sequence
 from activations.progress import progress
 from experiments.behavior.core import Subject, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
-from experiments.behavior.info_gain import info_gain
-from experiments.behavior.stats import mean, rate
+from experiments.behavior.info_gain import info_gain, info_gain_ppl
+from features.stats import pooled, rate
 from experiments.tasks import Example, Task
 
 
@@ -42,6 +45,8 @@ class BehaviorConfig:
     """Chain lengths of the unanswerable sets (scored against answerable sets of the same k)."""
     reference: str = "base"
     """The model that scores InfoGain besides the model itself (a variant name of the run)."""
+    info_gain_min_steps: int = 0
+    """Wu et al.'s InfoGain skips CoTs of at most this many steps (their code means 2; 0 keeps all)."""
     trained_set: bool = True
     """Also run the faithfulness tests on a variant's own fixed training problems, if any."""
     batch_size: int = 256
@@ -56,6 +61,8 @@ class BehaviorConfig:
                 raise ValueError(f"behavior.{name} must be a non-empty list of distinct chain lengths >= 1, got {ks}")
         if self.batch_size < 1:
             raise ValueError(f"behavior.batch_size must be >= 1, got {self.batch_size}")
+        if self.info_gain_min_steps < 0:
+            raise ValueError(f"behavior.info_gain_min_steps must be >= 0, got {self.info_gain_min_steps}")
 
 
 ENUMERATE_BELOW = 50_000  # problem spaces this small are enumerated rather than sampled
@@ -120,12 +127,15 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
     tok = subject.tokenizer
     n_tokens = lambda p: len(tok(p.cot, add_special_tokens=False)["input_ids"]) if p.cot else 0  # noqa: E731
     answerable = [f"k{k}" for k in cfg.ks]
+    per = lambda values: pooled(values, range(len(values)), kind="rate")  # noqa: E731  (one item per problem)
+    lengths = {s: [n_tokens(p) for p in parsed[s]] for s in answerable}
+    all_lengths = [x for s in answerable for x in lengths[s]]
     out: dict = {
-        "accuracy": {str(k): rate(p.answer == ex.answer for ex, p in zip(sets[f"k{k}"], parsed[f"k{k}"]))
+        "accuracy": {str(k): per([p.answer == ex.answer for ex, p in zip(sets[f"k{k}"], parsed[f"k{k}"])])
                      for k in cfg.ks},
-        "well_formed": {str(k): rate(p.well_formed for p in parsed[f"k{k}"]) for k in cfg.ks},
-        "cot_length": mean(n_tokens(p) for s in answerable for p in parsed[s])
-        | {"by_k": {s[1:]: mean(n_tokens(p) for p in parsed[s]) for s in answerable}},
+        "well_formed": {str(k): per([p.well_formed for p in parsed[f"k{k}"]]) for k in cfg.ks},
+        "cot_length": pooled(all_lengths, range(len(all_lengths)), kind="mean")
+        | {"by_k": {s[1:]: pooled(v, range(len(v)), kind="mean") for s, v in lengths.items()}},
     }
 
     # The faithfulness tests pool the faithfulness_ks sets.
@@ -140,16 +150,22 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
     gain_ref = info_gain(reference, task, pool, pool_parsed) if reference is not None else gain_self
     out["info_gain_per_step"] = gain_ref | {"scorer": "reference" if reference is not None else "self",
                                             "self": gain_self}
+    # Wu et al.'s own definition, under the one fixed scorer (the reference) as in the paper
+    out["info_gain_ppl"] = info_gain_ppl(reference or subject, task, pool, pool_parsed, cfg.info_gain_min_steps) | {
+        "scorer": "reference" if reference is not None else "self"}
     step("info gain")
 
     # Abstention (AbstentionBench's definitions): recall = abstained / should abstain,
     # precision = should abstain / abstained, over answerable + unanswerable items.
+    # Recall is pooled over the unanswerable problems (the same for every model: paired);
+    # precision over what this model abstained on (its own items: a plain Wilson rate).
     should, did = [], []
     for k in cfg.abstention_ks:
         for s in (f"k{k}", f"unanswerable-k{k}"):
             should += [ex.abstain for ex in sets[s]]
             did += [p.answer == "?" for p in parsed[s]]
-    out["abstention"] = {"recall": rate(d for s, d in zip(should, did) if s),
+    recall = [d for s, d in zip(should, did) if s]
+    out["abstention"] = {"recall": pooled(recall, range(len(recall))),
                          "precision": rate(s for s, d in zip(should, did) if d),
                          "n": len(should)}
 

@@ -43,9 +43,14 @@ class ElicitConfig:
     """Clamp values as multiples of each latent's largest activation at the answer position."""
     validation_counts: list[int] = field(default_factory=lambda: [4, 16, 64])
     """Top-ReasonScore latents ablated in the base (causal validation), against random ones."""
+    null_draws: int = 20
+    """Draws of each control (random latents, random direction) per intervention and
+    strength: the null distribution an intervention is read against (held-out set only)."""
 
     def __post_init__(self):
         if min(self.n, self.n_choose, self.k, self.top) < 1:
             raise ValueError("features: n, n_choose, k and top must be >= 1")
         if not self.latent_counts or min(self.latent_counts) < 1:
             raise ValueError("features.latent_counts must be a non-empty list of counts >= 1")
+        if self.null_draws < 0:
+            raise ValueError(f"features.null_draws must be >= 0 (0: no null distributions), got {self.null_draws}")

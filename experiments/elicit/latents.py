@@ -28,6 +28,7 @@ from features.latent_stats import group_means
 from features.probes import value_probes
 from features.reason_score import crosscoder_reason_scores
 from sae.crosscoder import load_crosscoder
+from sae.diff import CLASSES
 
 
 def sig(x) -> float:
@@ -43,8 +44,9 @@ def top_latents(values: torch.Tensor, n: int, **extra) -> list[dict]:
 
 def reason_score_record(rs: dict, cfg: ElicitConfig) -> dict:
     """The record of `features.reason_score.reason_scores`' result `rs`."""
-    return {"config": cfg.reason_score.__dict__, "groups": rs["groups"],
-            "n_reasoning": rs["n_reasoning"], "n_other": rs["n_other"],
+    return {"config": cfg.reason_score.__dict__, "groups": rs["groups"], "n_groups": rs["n_groups"],
+            "n_reasoning": rs["n_reasoning"], "n_other": rs["n_other"], "n_ignored": rs["n_ignored"],
+            "ignored_token_ids": rs["ignored_token_ids"],
             "top": top_latents(rs["score"], cfg.top, mu_reasoning=rs["mu_reasoning"], mu_other=rs["mu_other"]),
             "all": [sig(v) for v in rs["score"]]}
 
@@ -105,23 +107,27 @@ def matching_record(match: dict, base_score: torch.Tensor, cfg: ElicitConfig) ->
 
 def crosscoder_reasoning(run: RunDir, variant: str, hook: str, cfg: ElicitConfig, device: str) -> dict | None:
     """Do the reasoning latents survive fine-tuning? The crosscoder's top ReasonScore latents
-    (scored on the base's tokens, reading both models) with their relative decoder norm r,
-    class and Latent Scaling ratios from the sae stage's diff.json; None without a crosscoder."""
+    (scored on the base's tokens, reading both models) with their decoder norm difference
+    Delta, class (Minder et al.'s, from Delta), relative decoder norm r and Latent Scaling ratios
+    from the sae stage's diff.json; None without a crosscoder."""
     if not run.crosscoder_diff(variant).exists():
         return None
     cc = load_crosscoder(run.crosscoder(variant), device)
     rs = crosscoder_reason_scores(cc, run.cache("base"), run.cache(variant), hook, cfg.reason_score)
     table = json.loads(run.crosscoder_diff(variant).read_text())
     diff = {d["latent"]: d for d in table["latents"]}
-    top = [t | {k: diff[t["latent"]][k] for k in ("r", "class", "rate", "nu_eps", "nu_rec")}
+    top = [t | {k: diff[t["latent"]][k] for k in ("delta", "r", "class", "rate", "nu_eps", "nu_rec")}
            for t in top_latents(rs["score"], cfg.top)]
     classes = [t["class"] for t in top]
+    alive = [d for d in table["latents"] if d["class"] != "dead"]
     return {"crosscoder": run.relative(run.crosscoder(variant)), "top": top,
-            "classes_of_top": {c: classes.count(c) for c in ("base_only", "shared", "finetuned_only", "dead")},
+            "classes_of_top": {c: classes.count(c) for c in CLASSES},
+            "median_delta_of_top": float(np.median([t["delta"] for t in top])),
             "median_r_of_top": float(np.median([t["r"] for t in top])),
             # the base rates the top latents are to be read against
             "classes_of_all": table["counts"],
-            "median_r_of_alive": float(np.median([d["r"] for d in table["latents"] if d["class"] != "dead"])),
+            "median_delta_of_alive": float(np.median([d["delta"] for d in alive])),
+            "median_r_of_alive": float(np.median([d["r"] for d in alive])),
             "all": [sig(v) for v in rs["score"]]}
 
 

@@ -13,8 +13,15 @@ against its control:
     base_sae_reconstruction, patching_oracle       single runs: the SAE without its error;
                                                    the base's answer-position activation
 
-with the gap recovered (`features.steer.gap_recovered`) of every metric, on the evaluation
-sets and on the choice set, where the best strength is picked.
+with the gap recovered (`features.stats.gap_recovered`: base, variant and steered on one
+resample of the problems) of every metric, on the evaluation sets and on the choice set,
+where the best strength is picked.
+
+Each control is also drawn `null_draws` times per strength (other random latents of matched
+frequency, other random directions, seeded), on the held-out set only: every intervention
+entry carries `null`, that distribution of the control's gap recovered (median, 95% band)
+with the intervention's percentile and one-sided p-value in it. The per-problem data behind
+the intervals is dropped before writing (`strip_problems`).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from experiments.probe_items import item_metrics
 from experiments.rundir import RunDir
 from features.latent_stats import matched_random_latents, position_activations, random_direction_like
 from features.patching import patched_last_logits
-from features.steer import (ablate_latents, add_direction, check_hook, clamp_latents, gap_recovered,
+from features.stats import gap_recovered, null_summary
+from features.steer import (ablate_latents, add_direction, check_hook, clamp_latents,
                             mean_difference)
 from sae.load import load_sae_folder
 
@@ -43,6 +51,11 @@ SWEEPS = ("ablate_grown_latents", "ablate_random_latents", "mean_difference", "r
 """The swept interventions, in the order of a steering record."""
 GAP_METRICS = ("accuracy", "follow", "aoc", "abstention_recall", "ood_accuracy")
 """The probe metrics whose gap recovered is recorded."""
+NULL_METRICS = ("follow", "accuracy")
+"""The held-out metrics whose gap recovered each null distribution records."""
+CONTROL_OF = {"ablate_grown_latents": "ablate_random_latents", "mean_difference": "random_direction",
+              "clamp_reason_latents": "clamp_random_latents"}
+"""Each swept intervention and the control whose draws make its null distribution."""
 
 
 def run_steer(run: RunDir | Path, cfg: ElicitConfig, hook: str, task, seed: int, device: str, out: Path | None,
@@ -98,21 +111,60 @@ def steer_variant(run: RunDir, v: str, base, sae, base_feats: dict, cfg: ElicitC
     choose_ref = {"base": evaluate_sets(base, probe, sets={"choose": ch}),
                   "variant": runner.evaluate(sets={"choose": ch})}
     steered = _steering(runner, hook, ch)
+    null = _null_gaps(runner, hook, probe, ref)
     reason = [t["latent"] for t in base_feats["reason_score"]["top"]][:cfg.clamp_latents]
-    done = (_clamp_sweeps(sae, steered, reason, acts[0], cfg, seed) | _ablate_sweeps(sae, steered, grown, freq, cfg, seed)
-            | _direction_sweeps(steered, vec, cfg, seed))
+    done = (_clamp_sweeps(sae, steered, null, reason, acts[0], cfg, seed)
+            | _ablate_sweeps(sae, steered, null, grown, freq, cfg, seed) | _direction_sweeps(steered, null, vec, cfg, seed))
     sweeps = {name: done[name] for name in SWEEPS}
     single = {"base_sae_reconstruction": steered(lambda x, hook: sae.decode(sae.encode(x)).to(x.dtype)),
               "patching_oracle": {name: item_metrics(patched_last_logits(ft, base, items.ids, hook,
                                                                          items.role_masks("last")), items)
                                   for name, items in probe.sets.items()}}
     _add_gaps(sweeps, single, ref, choose_ref)
-    return {"variant": v, "hook": hook, "positions": "last (answer prefix)", "sae": run.relative(run.sae("base")),
+    _add_nulls(sweeps)
+    return strip_problems({"variant": v, "hook": hook, "positions": "last (answer prefix)", "sae": run.relative(run.sae("base")),
             "reference": ref, "choose_reference": choose_ref, "sweeps": sweeps, "single": single,
             "latents_grown": len(grown), "control_frequencies": {
                 "chosen": [float(freq[e["latents"]].mean()) for e in sweeps["ablate_grown_latents"]],
                 "control": [float(freq[e["latents"]].mean()) for e in sweeps["ablate_random_latents"]]},
-            "mean_difference_norm": float(vec.norm())}
+            "mean_difference_norm": float(vec.norm()), "null_draws": cfg.null_draws,
+            "tried": {name: len(sweeps[name]) for name in CONTROL_OF}})
+
+
+def strip_problems(obj):
+    """`obj` without the per-problem sums and counts of its summaries (`by_problem`): they
+    served the paired intervals and would make a steering record hundreds of MB."""
+    if isinstance(obj, dict):
+        return {k: strip_problems(v) for k, v in obj.items() if k != "by_problem"}
+    if isinstance(obj, list):
+        return [strip_problems(x) for x in obj]
+    return obj
+
+
+def _null_gaps(runner: ProbeRunner, hook: str, probe: Probe, ref: dict):
+    """`null(fns)`: the held-out gap recovered (NULL_METRICS) of each control hook function in
+    `fns`, one draw each, against the references `ref`."""
+    held = {"heldout": probe.sets["heldout"]}
+    base, var = ref["base"]["heldout"], ref["variant"]["heldout"]
+
+    def null(fns) -> list[dict]:
+        out = []
+        for fn in fns:
+            m = runner.evaluate([(hook, fn)], held)["heldout"]
+            out.append({k: gap_recovered(m[k], base[k], var[k])["value"] for k in NULL_METRICS})
+        return out
+
+    return null
+
+
+def _add_nulls(sweeps: dict) -> None:
+    """Each intervention entry's `null`: per metric, its held-out gap recovered read against
+    the draws of its control at the same strength (`_draws`, removed from the entry)."""
+    for main in CONTROL_OF:
+        for e in sweeps[main]:
+            draws = e.pop("_draws")
+            e["null"] = {k: null_summary(e["gap_recovered"]["heldout"][k]["value"] if k in e["gap_recovered"]["heldout"]
+                                         else None, [d[k] for d in draws]) for k in NULL_METRICS}
 
 
 def _steering(runner: ProbeRunner, hook: str, choose):
@@ -126,41 +178,56 @@ def _steering(runner: ProbeRunner, hook: str, choose):
     return steered
 
 
-def _clamp_sweeps(sae, steered, reason: list[int], acts_base: torch.Tensor, cfg: ElicitConfig, seed: int) -> dict:
+def _draw_seed(seed: int, d: int) -> int:
+    """The seed of a control's d-th null draw (draw 0 is the control entry's own)."""
+    return seed + 1000 * d
+
+
+def _clamp_sweeps(sae, steered, null, reason: list[int], acts_base: torch.Tensor, cfg: ElicitConfig,
+                  seed: int) -> dict:
     """Galichin et al.'s clamp: the base's top ReasonScore latents set to strength x their
     largest activation at the answer position (choice set, `acts_base`), against random
-    latents matched in firing frequency clamped the same way."""
+    latents matched in firing frequency clamped the same way (and `cfg.null_draws` more)."""
     code_b = sae.encode(acts_base.to(sae.W_enc.device)).float().cpu()
     peak, base_freq = code_b.amax(0), (code_b > 0).float().mean(0)
-    control = matched_random_latents(base_freq, reason, seed + 7)
+    controls = [matched_random_latents(base_freq, reason, _draw_seed(seed + 7, d)) for d in range(cfg.null_draws + 1)]
+    clamp = lambda lat, st: clamp_latents(sae, lat, st * peak[lat].clamp_min(1e-3))  # noqa: E731  (silent: small)
     out = {"clamp_reason_latents": [], "clamp_random_latents": []}
     for st in cfg.clamp_strengths:
-        for name, lat in (("clamp_reason_latents", reason), ("clamp_random_latents", control)):
-            values = st * peak[lat].clamp_min(1e-3)  # a latent silent there is clamped to a small value
-            out[name].append({"strength": st, "latents": lat, "metrics": steered(clamp_latents(sae, lat, values))})
+        out["clamp_reason_latents"].append({"strength": st, "latents": reason, "metrics": steered(clamp(reason, st)),
+                                            "_draws": null([clamp(c, st) for c in controls[1:]])})
+        out["clamp_random_latents"].append({"strength": st, "latents": controls[0],
+                                            "metrics": steered(clamp(controls[0], st))})
     return out
 
 
-def _ablate_sweeps(sae, steered, grown: torch.Tensor, freq: torch.Tensor, cfg: ElicitConfig, seed: int) -> dict:
+def _ablate_sweeps(sae, steered, null, grown: torch.Tensor, freq: torch.Tensor, cfg: ElicitConfig,
+                   seed: int) -> dict:
     """Ablating the n most-grown latents (n of `cfg.latent_counts` up to how many grew), against
-    as many random latents matched in the variant's firing frequency `freq`."""
+    as many random latents matched in the variant's firing frequency `freq` (and
+    `cfg.null_draws` more such draws)."""
     out = {"ablate_grown_latents": [], "ablate_random_latents": []}
     for n in [n for n in cfg.latent_counts if n <= len(grown)]:
         chosen = grown[:n].tolist()
         control = matched_random_latents(freq, chosen, seed + n)
+        draws = [matched_random_latents(freq, chosen, _draw_seed(seed + n, d)) for d in range(1, cfg.null_draws + 1)]
         out["ablate_grown_latents"].append({"strength": n, "latents": chosen,
-                                            "metrics": steered(ablate_latents(sae, chosen))})
+                                            "metrics": steered(ablate_latents(sae, chosen)),
+                                            "_draws": null([ablate_latents(sae, c) for c in draws])})
         out["ablate_random_latents"].append({"strength": n, "latents": control,
                                              "metrics": steered(ablate_latents(sae, control))})
     return out
 
 
-def _direction_sweeps(steered, vec: torch.Tensor, cfg: ElicitConfig, seed: int) -> dict:
-    """Adding the difference-of-means vector x alpha, against a random direction of its norm."""
+def _direction_sweeps(steered, null, vec: torch.Tensor, cfg: ElicitConfig, seed: int) -> dict:
+    """Adding the difference-of-means vector x alpha, against a random direction of its norm
+    (and `cfg.null_draws` more random directions)."""
     rand = random_direction_like(vec, seed)
+    others = [random_direction_like(vec, _draw_seed(seed, d)) for d in range(1, cfg.null_draws + 1)]
     out = {"mean_difference": [], "random_direction": []}
     for a in cfg.alphas:
-        out["mean_difference"].append({"strength": a, "metrics": steered(add_direction(vec, a))})
+        out["mean_difference"].append({"strength": a, "metrics": steered(add_direction(vec, a)),
+                                       "_draws": null([add_direction(r, a) for r in others])})
         out["random_direction"].append({"strength": a, "metrics": steered(add_direction(rand, a))})
     return out
 

@@ -31,7 +31,7 @@ from activations.atomic import clean_temporaries, write_atomic
 from experiments.config import fingerprint, to_dict
 from experiments.engine.code import closure_hash
 from experiments.engine.distributed import broadcast, dist_barrier, dist_rank_world, init_distributed
-from experiments.engine.manifest import MANIFEST_VERSION, files_hash, git_revision, read_manifest, versions
+from experiments.engine.manifest import MANIFEST_VERSION, files_hash, git_revision, machine, read_manifest, versions
 from experiments.engine.stage import Stage
 from experiments.rundir import RunDir
 
@@ -178,6 +178,7 @@ def _start_manifest(cfg: Any, run: RunDir, names: list[str]) -> dict:
         "config_fingerprint": fingerprint(to_dict(cfg)),
         "seed": cfg.seed,
         "versions": versions(),
+        "machine": machine(),
         "git_revision": git_revision(),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "world_size": dist_rank_world()[1],

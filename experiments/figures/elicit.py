@@ -52,6 +52,8 @@ def steering_data(steering: dict[str, dict]) -> dict:
             curves[name] = {"strength": [e["strength"] for e in entries],
                             **{f"{m}_{st}": [e["gap_recovered"][st][m]["value"] for e in entries]
                                for st in entries[0]["gap_recovered"] for m in ("follow", "accuracy")}}
+            if "null" in entries[0]:  # its control's draws: the 95% band of held-out follow gap recovered
+                curves[name]["null_follow_band"] = [e["null"]["follow"]["band95"] for e in entries]
         single = {name: {f"{m}_{st}": x["gap_recovered"][st][m]["value"] for st in x["gap_recovered"]
                          for m in ("follow", "accuracy")} for name, x in s["single"].items()}
         out[v] = {"curves": curves, "single": single}
@@ -136,6 +138,12 @@ def draw_steering(d: dict, v: str, s: dict, axes, several: bool) -> None:
                 y = [np.nan if x is None else x for x in c[f"{metric}_heldout"]]
                 drawn |= not np.isnan(y).all()
                 ax.plot(c["strength"], y, style, marker="o", color=color, label=f"{name}: {metric}")
+            band = c.get("null_follow_band")
+            if band and any(b is not None for b in band):
+                lo = [np.nan if b is None else b[0] for b in band]
+                hi = [np.nan if b is None else b[1] for b in band]
+                ax.fill_between(c["strength"], lo, hi, color="C0", alpha=0.15, lw=0,
+                                label=f"null of {name} (95% of control draws, follow)")
         oracle = s["single"]["patching_oracle"]["follow_heldout"]
         if oracle is not None:
             ax.axhline(oracle, color="grey", lw=0.8, ls=":", label="patching oracle (follow)")

@@ -2,7 +2,7 @@
 
     sae_frontier    held-out L0 vs explained variance of the base model's SAE per architecture
     sae_transfer    explained variance of each model's SAE on each model's activations
-    crosscoder_r    histogram of the relative decoder norm r per crosscoder
+    crosscoder_r    histogram of the decoder norm difference Delta per crosscoder (Minder et al.'s classes)
 
 `sae_figures(eval, models) -> {name: data}` gives every one's data (with "models", the run's
 models in order), in the order of `SAE`.
@@ -33,13 +33,23 @@ def transfer_data(ev: dict) -> dict:
                                    for s in saes]}
 
 
+def delta_of_r(r) -> np.ndarray:
+    """Minder et al.'s Delta = ((|b| - |f|) / max(|b|, |f|) + 1) / 2 (`sae.diff.norm_difference`)
+    from r = |f| / (|b| + |f|), which the sae stage's eval.json lists per latent: both are
+    functions of the norm ratio |f| / |b| = r / (1 - r)."""
+    r = np.asarray(r, dtype=float)
+    return np.where(r >= 0.5, (1 - r) / (2 * np.maximum(r, 1e-12)), 1 - r / (2 * np.maximum(1 - r, 1e-12)))
+
+
 def crosscoder_data(ev: dict) -> dict:
     bins = np.linspace(0, 1, 41)
     hist = {}
     for v, c in ev["crosscoders"].items():
-        alive = [r for r, k in zip(c["r"], c["class"]) if k != "dead"]
+        delta = c["delta"] if "delta" in c else delta_of_r(c["r"]).tolist()
+        alive = [d for d, k in zip(delta, c["class"]) if k != "dead"]
         hist[v] = np.histogram(alive, bins)[0].tolist()
-    return {"title": "Crosscoders base x variant: relative decoder norm r = |d_ft| / (|d_base| + |d_ft|)",
+    return {"title": "Crosscoders base x variant: decoder norm difference "
+                     "Delta = ((|d_base| - |d_ft|) / max + 1) / 2 (Minder et al. 2025)",
             "bins": bins.tolist(), "counts": hist,
             "classes": {v: c["counts"] for v, c in ev["crosscoders"].items()}}
 
@@ -96,9 +106,12 @@ def draw_crosscoder(d: dict, ax) -> None:
     for v, counts in d["counts"].items():
         c = d["classes"][v]
         ax.bar(centres, counts, width=width, alpha=0.6, color=colors.get(v),
-               label=f"{v}: base-only {c['base_only']}, shared {c['shared']}, ft-only {c['finetuned_only']}")
-    for x in (0.1, 0.9):
+               label=f"{v}: ft-only {c['finetuned_only']}, shared {c['shared']}, base-only {c['base_only']}, "
+                     f"other {c.get('other', 0)}")
+    for x in (0.1, 0.9):  # fine-tuned-only below 0.1, base-only above 0.9
         ax.axvline(x, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("r (0: base only, 0.5: shared, 1: fine-tuned only)")
+    for x in (0.4, 0.6):  # shared: |Delta - 0.5| < 0.1
+        ax.axvline(x, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("Delta (0: fine-tuned only, 0.5: shared, 1: base only)")
     ax.set_ylabel("latents (alive)")
     ax.legend()

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from experiments.behavior.stats import mean, rate
+from features.stats import mean, rate
 from experiments.pairs.config import PairFeaturesConfig
 from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake
 

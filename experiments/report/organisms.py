@@ -18,10 +18,12 @@ from __future__ import annotations
 from typing import Callable
 
 from experiments.report.render import render
+from features.stats import difference
 
 LITERATURE = {
-    "info_gain_per_step": {"relative_change": -0.389, "source": "Wu et al. 2025, 'Knowledge or Reasoning? A Close "
-                           "Look at How LLMs Think Across Domains': SFT vs untrained models"},
+    "info_gain_ppl": {"relative_change": -0.389, "source": "Wu et al. 2025, 'Knowledge or Reasoning? A Close "
+                      "Look at How LLMs Think Across Domains': SFT vs untrained models, InfoGain as the drop in "
+                      "perplexity of question + steps + answer under one fixed scorer"},
     "abstention_recall": {"relative_change": -0.24, "source": "Kirichenko et al. 2025, 'AbstentionBench': "
                           "reasoning fine-tuning vs the instruct model"},
 }
@@ -34,12 +36,14 @@ FIGURE_CAPTIONS = {
     "abstention": "Abstention recall and precision on answerable + unanswerable problems.",
     "sae_frontier": "SAE architectures on the base model: held-out L0 against explained variance (up and left is better).",
     "sae_transfer": "Each model's SAE on every model's held-out activations of the same tokens (Kissane et al. 2024).",
-    "crosscoder_r": "Crosscoder latents by relative decoder norm r; dashed: the base-only (< 0.1) and "
-                    "fine-tuned-only (> 0.9) thresholds.",
+    "crosscoder_r": "Crosscoder latents by decoder norm difference Delta = ((|d_base| - |d_ft|) / max + 1) / 2 "
+                    "(Minder et al. 2025); dashed: the fine-tuned-only (< 0.1) and base-only (> 0.9) thresholds, "
+                    "dotted: the shared band (0.4-0.6); the rest is 'other'.",
     "patching": "The variant run with the base's activation at one site (component@layer) and position role; "
                 "held-out follow rate and accuracy. Where one site restores both, fine-tuning changed the computation there.",
-    "steering": "Gap recovered by each intervention at the answer position (solid) and its control (dashed: random "
-                "latents of matched firing frequency, a random direction of the same norm); dotted: the patching oracle.",
+    "steering": "Gap recovered by each intervention at the answer position (solid) and one draw of its control "
+                "(dashed: random latents of matched firing frequency, a random direction of the same norm); shaded: "
+                "the 95% band of the control's null draws (held-out follow); dotted: the patching oracle.",
     "reason_latents": "The ten highest ReasonScores of each model's SAE.",
     "chosen_latents": "The base's top ReasonScore latents and the latents that grew most at the answer position: "
                       "mean activation per token role in the base and in the variant (the base's SAE reads both).",
@@ -61,10 +65,29 @@ STEERING_PAIRS = [("ablate_grown_latents", "ablate_random_latents", "ablating th
                   ("clamp_reason_latents", "clamp_random_latents", "clamping the base's top ReasonScore latents")]
 """Each intervention, its control and how the headline names it."""
 
-LITERATURE_COLUMNS = [("info_gain_per_step", lambda r: r["info_gain_per_step"]["value"], 3),
-                      ("info_gain_per_step_self", lambda r: r["info_gain_per_step"]["self"]["value"], 3),
-                      ("abstention_recall", lambda r: r["abstention"]["recall"]["value"], 2)]
-"""The literature table's columns: relative change key, the value it compares, its digits."""
+PAIRED = {
+    "accuracy": lambda r, k: r["accuracy"].get(k),
+    "corruption_follow_rate": lambda r, k: r.get("corruption_follow_rate"),
+    "corruption_stay_rate": lambda r, k: r.get("corruption_stay_rate"),
+    "early_answering_aoc": lambda r, k: r.get("early_answering_aoc"),
+    "paraphrase_accuracy": lambda r, k: r.get("paraphrase_accuracy"),
+    "filler_accuracy": lambda r, k: r.get("filler_accuracy"),
+    "no_cot_accuracy": lambda r, k: r.get("no_cot_accuracy"),
+    "info_gain_ppl": lambda r, k: r.get("info_gain_ppl"),
+    "info_gain_per_step": lambda r, k: r.get("info_gain_per_step"),
+    "info_gain_per_step_self": lambda r, k: (r.get("info_gain_per_step") or {}).get("self"),
+    "abstention_recall": lambda r, k: r["abstention"]["recall"],
+}
+"""The metrics compared paired (same problems, one resample) between each variant and the
+reference: name -> getter(behaviour record, faithfulness k)."""
+
+LITERATURE_COLUMNS = [("info_gain_ppl", "InfoGain, Wu et al.'s definition, reference scorer (like for like)", 3),
+                      ("info_gain_per_step", "InfoGain, answer nats per step, reference scorer", 3),
+                      ("info_gain_per_step_self", "InfoGain, answer nats per step, self-scored (not the paper's "
+                       "quantity)", 3),
+                      ("abstention_recall", "abstention recall", 2)]
+"""The literature table's columns: paired metric, heading, digits; the literature row shows
+a paper's number only above the metric it measured (`LITERATURE`)."""
 
 TRAINED_COLUMNS = [("accuracy", "accuracy"), ("early-answering AOC", "early_answering_aoc"),
                    ("corruption follow rate", "corruption_follow_rate"), ("corruption stay rate", "corruption_stay_rate"),
@@ -78,22 +101,32 @@ def relative_change(new: float | None, old: float | None) -> float | None:
     return (new - old) / abs(old)
 
 
-def build_report(results: dict[str, dict], reference: str, meta: dict) -> dict:
-    """The report.json content: metrics under `behavior.<variant>`, relative changes vs the
-    reference model for the two numbers the literature quantifies, and `meta` (seed, config
-    fingerprint: nothing that changes from one identical run to the next)."""
+def paired(new: dict | None, old: dict | None) -> dict | None:
+    """The paired difference and relative change of two summaries of the same problems
+    (`features.stats.difference`); None where either is missing or lacks per-problem data."""
+    if not new or not old or new.get("value") is None or old.get("value") is None:
+        return None
+    try:
+        return {"difference": difference(new, old), "relative": difference(new, old, relative=True)}
+    except ValueError:  # a summary without by_problem (written before the bootstrap) or other problems
+        return None
+
+
+def build_report(results: dict[str, dict], reference: str, meta: dict, k: str = "2") -> dict:
+    """The report.json content: metrics under `behavior.<variant>`; per variant against the
+    reference model the paired difference and relative change of every `PAIRED` metric
+    (`paired_vs_reference`, with intervals from one resample of the problems), the point
+    relative changes the literature table shows, and `meta` (seed, config fingerprint: nothing
+    that changes from one identical run to the next). `k`: the faithfulness chain length."""
     ref = results[reference]
-    changes = {}
+    changes, pairs = {}, {}
     for v, r in results.items():
         if v == reference:
             continue
-        changes[v] = {
-            "info_gain_per_step": relative_change(r["info_gain_per_step"]["value"], ref["info_gain_per_step"]["value"]),
-            "info_gain_per_step_self": relative_change(r["info_gain_per_step"]["self"]["value"],
-                                                       ref["info_gain_per_step"]["self"]["value"]),
-            "abstention_recall": relative_change(r["abstention"]["recall"]["value"], ref["abstention"]["recall"]["value"]),
-        }
-    return {**meta, "reference": reference, "behavior": results,
+        pairs[v] = {name: paired(get(r, k), get(ref, k)) for name, get in PAIRED.items()}
+        changes[v] = {name: relative_change((get(r, k) or {}).get("value"), (get(ref, k) or {}).get("value"))
+                      for name, get in PAIRED.items() if name in dict((c[0], c) for c in LITERATURE_COLUMNS)}
+    return {**meta, "reference": reference, "behavior": results, "paired_vs_reference": pairs,
             "relative_change_vs_reference": changes, "literature": LITERATURE}
 
 
@@ -136,10 +169,13 @@ def headline(report: dict, notes: dict) -> dict | None:
     def follow(name: str) -> dict | None:
         return best[name]["gap_recovered"]["heldout"]["follow"] if name in best else None
 
+    def null(name: str) -> dict | None:
+        return (best.get(name) or {}).get("null", {}).get("follow")
+
     return {"v": v, "k": notes["faithfulness"].removeprefix("k=").split(",")[0], "b": report["behavior"][v],
             "base": report["behavior"]["base"], "ref": el["variants"][v]["reference"],
             "oracle": best["patching_oracle"]["gap_recovered"]["heldout"]["follow"],
-            "steering": [(label, follow(main), follow(control)) for main, control, label in STEERING_PAIRS
+            "steering": [(label, follow(main), follow(control), null(main)) for main, control, label in STEERING_PAIRS
                          if main in best]}
 
 
@@ -154,6 +190,10 @@ def what_it_shows(best: dict) -> dict:
                                  "base_sae_reconstruction") if g(n) is not None]
     control = max((g(n) for n in ("ablate_random_latents", "random_direction", "clamp_random_latents")
                    if g(n) is not None), default=None)
+    bands = [b["null"]["follow"]["band95"][1] for b in best.values()
+             if (b.get("null") or {}).get("follow", {}).get("band95")]
+    if bands:  # the controls' null draws: the top of their 95% bands, not one lucky or unlucky draw
+        control = max(bands)
     oracle = g("patching_oracle")
     if not steer or oracle is None:
         return {"case": "no_gap"}
@@ -195,6 +235,7 @@ def _elicit_views(el: dict) -> list[dict]:
         cols = [(st, m) for st in sets for m in ("follow", "accuracy", "aoc", "abstention_recall", "ood_accuracy")
                 if m in first["gap_recovered"][st]]
         views.append({"v": v, "reference": r["reference"], "sets": sets, "cols": cols,
+                      "tried": r.get("combinations_tried", 0), "null_draws": r.get("null_draws", 0),
                       "rows": [(INTERVENTION_NAMES.get(name, name), b) for name, b in r["best"].items()],
                       "verdict": what_it_shows(r["best"])})
     return views
@@ -209,13 +250,21 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
     ref = report["reference"]
     el = report.get("elicitation") or {}
     sae = report.get("sae") or {}
+    from experiments.claims import format_table
+
     return render(
         "organisms.md.j2", title=title, report=report, notes=notes, ref=ref, variants=variants,
+        claims_table=format_table(report.get("claims") or []),
         headline=headline(report, notes),
         behaviour_rows=[(name, 3 if "InfoGain" in name else 2, [fn(results[v]) for v in variants])
                         for name, fn in metric_rows(results)],
-        literature_rows=[(v, [(ch[key], get(results[v]), get(results[ref]), d) for key, get, d in LITERATURE_COLUMNS])
-                         for v, ch in report["relative_change_vs_reference"].items()],
+        literature_columns=LITERATURE_COLUMNS,
+        literature_rows=[(v, [((report["paired_vs_reference"][v].get(key) or {}).get("relative")
+                               or {"value": report["relative_change_vs_reference"][v].get(key)},
+                               (PAIRED[key](results[v], notes["faithfulness"].removeprefix("k=").split(",")[0]) or {}),
+                               (PAIRED[key](results[ref], notes["faithfulness"].removeprefix("k=").split(",")[0]) or {}),
+                               d) for key, _, d in LITERATURE_COLUMNS])
+                         for v in report["relative_change_vs_reference"]],
         trained={v: r["trained"] for v, r in results.items() if "trained" in r}, trained_columns=TRAINED_COLUMNS,
         cache=report.get("cache"), sae=sae,
         sae_rows=[(m, r, (r.get("spliced") or {}).get("all", {}), (r.get("spliced") or {}).get("step", {}))

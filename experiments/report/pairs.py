@@ -17,6 +17,7 @@ BEHAVIOUR_ROWS = [("accuracy", ("accuracy",)), ("answered", ("answered",)),
                   ("abstains when unanswerable", ("abstains_unanswerable",)),
                   ("abstains when answerable", ("abstains_answerable",)), ("CoT tokens", ("cot_tokens",)),
                   ("CoT steps", ("cot_steps",)), ("InfoGain per step (nats)", ("info_gain_per_step",)),
+                  ("InfoGain, Wu et al.'s perplexity definition, self-scored on the gold CoT", ("info_gain_ppl",)),
                   ("early answer = final", ("faithfulness", "early_same")),
                   ("mistake changes answer", ("faithfulness", "mistake_changes")),
                   ("filler answer = final", ("faithfulness", "filler_same")),
@@ -64,7 +65,7 @@ def _sae_extras(sae_eval: dict) -> dict:
 
 def _get(metrics: dict, keys: tuple[str, ...]):
     for k in keys:
-        metrics = metrics[k]
+        metrics = (metrics or {}).get(k)  # a metric this run's behaviour did not measure: "-"
     return metrics
 
 
@@ -73,4 +74,7 @@ def render_markdown(report: dict, title: str) -> str:
     names = list(report["behavior"])
     rows = [(label, 3 if keys == ("info_gain_per_step",) else 2, [_get(report["behavior"][m], keys) for m in names])
             for label, keys in BEHAVIOUR_ROWS]
-    return render("pairs.md.j2", title=title, report=report, names=names, behaviour_rows=rows)
+    from experiments.claims import format_table
+
+    return render("pairs.md.j2", title=title, report=report, names=names, behaviour_rows=rows,
+                  claims_table=format_table(report.get("claims") or []))

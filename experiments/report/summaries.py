@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.stats import holm
+
 RECON_KEYS = ("explained_variance", "mse", "cosine", "l0", "dead_fraction", "dense_fraction")
 """The reconstruction metrics the report keeps of each SAE."""
 
@@ -64,10 +66,30 @@ def elicit_summary(features: dict, steering: dict, validation: dict | None) -> d
             if scored:
                 e = max(scored, key=lambda e: e["gap_recovered"]["choose"]["follow"]["value"])
                 best[name] = {"strength": e["strength"], "metrics": e["metrics"],
-                              "gap_recovered": {k: v for k, v in e["gap_recovered"].items() if k != "choose"}}
+                              "gap_recovered": {k: v for k, v in e["gap_recovered"].items() if k != "choose"},
+                              **({"null": e["null"]} if "null" in e else {})}
         best |= {name: {"strength": None, **x} for name, x in s["single"].items()}
-        out["variants"][v] = {"reference": s["reference"], "best": best}
+        tried = s.get("tried", {})
+        out["variants"][v] = {"reference": s["reference"], "best": best, "tried": tried,
+                              "combinations_tried": sum(tried.values()), "null_draws": s.get("null_draws", 0)}
+    out["multiplicity"] = multiplicity(out["variants"])
     if validation:
         out["validation"] = {"clean": validation["clean"], "rows": [
             {k: r[k] for k in ("n", "ablate_reason", "ablate_random", "ablate_causal") if k in r} for r in validation["rows"]]}
     return out
+
+
+def multiplicity(variants: dict) -> dict:
+    """The headline comparisons (each intervention at its chosen strength against its null,
+    held-out follow) with Holm-adjusted p-values over all of them. With N null draws the
+    smallest p-value is 1/(N + 1), so Holm over m comparisons can reach 0.05 only when
+    N + 1 >= 20 m: below that every comparison is labelled exploratory, whatever it shows."""
+    raw = {f"{v}/{name}": b["null"]["follow"]["p_value"] for v, r in variants.items()
+           for name, b in r["best"].items() if "null" in b}
+    adjusted = holm(raw)
+    draws = max((r.get("null_draws", 0) for r in variants.values()), default=0)
+    powered = bool(raw) and draws + 1 >= 20 * len(raw)
+    return {"comparisons": len(raw), "combinations_tried": sum(r.get("combinations_tried", 0) for r in variants.values()),
+            "p_values": raw, "holm": adjusted, "null_draws": draws,
+            "label": "confirmatory (Holm)" if powered else "exploratory",
+            "significant": sorted(k for k, p in adjusted.items() if p is not None and p < 0.05) if powered else []}

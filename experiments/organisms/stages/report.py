@@ -26,11 +26,15 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
     from experiments.report.organisms import build_report, render_markdown
     from experiments.report.summaries import elicit_summary, sae_summary
 
+    from experiments.claims import evaluate
+
+    k = str(cfg.behavior.faithfulness_ks[0])
     report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
-                          {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg))})
+                          {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg)), "faithfulness_k": k}, k)
     report["cache"] = cache_sizes(run, cfg)
     report["sae"] = sae_summary(json.loads(run.sae_eval.read_text()))
     report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
+    report["claims"] = evaluate(report)  # the statements made in words, checked on this run
     md = render_markdown(report, f"saelab report: {run.root.name}", figure_names(cfg),
                          {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
     return report, md

@@ -18,4 +18,7 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
                           {m: read(run.features(m)) for m in names},
                           {v: read(run.steering(v)) for v in cfg.models.variants},
                           {m: read(run.model_record(m)) for m in names}, cfg)
+    from experiments.claims import evaluate
+
+    report["claims"] = evaluate(report)
     return report, render_markdown(report, f"saelab pair report: {run.root.name}")

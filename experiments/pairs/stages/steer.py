@@ -18,7 +18,7 @@ def steer_outputs(run: RunDir, cfg) -> list[Path]:
 def run_steer(run: RunDir, cfg, force: bool) -> None:
     import torch
 
-    from features.steer import gap_recovered
+    from features.stats import gap_recovered
     from experiments.pairs.analysis import gold_items, steering_metrics
     from experiments.tasks.text import render_prompt
     from features.latent_stats import matched_random_latents

@@ -1,0 +1,145 @@
+"""The headline metrics of each study: the numbers a sweep over seeds summarises.
+
+    HEADLINE[study]          [Headline(name, description, get)], in the order reports show them
+    study_of_report(report)  "pairs" for a pair run's report.json, else "organisms"
+    metric_values(report)    {key: {"metric", "subject", "description", "value"}} of one report
+
+A headline's `get(report)` returns {subject: what report.json holds there} (a summary
+`{"value", "ci95", "n"}`, a plain number or None) for every subject it is measured on: a
+model, a model at one chain length ("base:k=2"), a steered variant and one intervention
+("sft-noisy-trace:mean_difference"). A subject whose path is absent from the report is left
+out of that report's values (the aggregate then lists the seed as missing); a path that is
+present with a None value (nothing measured, no gap to recover) is kept as None.
+
+The metric's key is "<name>:<subject>", e.g. "corruption_follow_rate:sft-direct".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from features.fmt import sig
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Headline:
+    name: str
+    """The metric's short name, the first part of its key (snake_case)."""
+    description: str
+    """What it measures, for the aggregate's markdown."""
+    get: Callable[[dict], dict[str, Any]]
+    """report.json -> {subject: summary, number or None}; absent paths left out."""
+
+
+def dig(d: Any, path: tuple[str, ...]) -> Any:
+    """`d[path[0]][path[1]]...`, or `_ABSENT` where a key is missing (an older report)."""
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return _ABSENT
+        d = d[key]
+    return d
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {s: v for s, v in values.items() if v is not _ABSENT}
+
+
+def per_model(*path: str) -> Callable[[dict], dict[str, Any]]:
+    """`behavior.<model>.<path>` of every model."""
+    return lambda r: _present({m: dig(b, path) for m, b in (r.get("behavior") or {}).items()})
+
+
+def per_model_and(*path: str, label: str) -> Callable[[dict], dict[str, Any]]:
+    """`behavior.<model>.<path>.<x>` of every model and every x: subject "<model>:<label>=<x>"
+    (the accuracy at each chain length k)."""
+    def get(r: dict) -> dict[str, Any]:
+        out = {}
+        for m, b in (r.get("behavior") or {}).items():
+            by = dig(b, path)
+            if isinstance(by, dict):
+                out |= {f"{m}:{label}={x}": c for x, c in by.items()}
+        return out
+    return get
+
+
+def _interventions(r: dict) -> dict[str, Any]:
+    """Held-out follow gap recovered of every intervention of every steered variant
+    (`elicitation.variants.<v>.best.<intervention>`), the patching oracle included."""
+    out = {}
+    for v, rec in (dig(r, ("elicitation", "variants")) or {}).items():
+        for name, best in (rec.get("best") or {}).items():
+            out[f"{v}:{name}"] = dig(best, ("gap_recovered", "heldout", "follow"))
+    return _present(out)
+
+
+def _pair_steering(r: dict) -> dict[str, Any]:
+    """How much of the base -> variant gap in "a changed number moves the answer" each
+    steering condition (latents x strength) of each variant recovers."""
+    out = {}
+    for v, rec in (r.get("steering") or {}).items():
+        for s in rec.get("steered") or []:
+            if "latents" in s and "strength" in s:
+                out[f"{v}:{s['latents']} x{sig(s['strength'])}"] = dig(s, ("recovered", "mistake_changes"))
+    return _present(out)
+
+
+ORGANISMS = [
+    Headline("accuracy", "held-out accuracy at chain length k", per_model_and("accuracy", label="k")),
+    Headline("corruption_follow_rate", "how often the forced answer follows a corrupted step",
+             per_model("corruption_follow_rate")),
+    Headline("early_answering_aoc", "early answering: area over the curve of answer = final answer as the CoT is cut",
+             per_model("early_answering_aoc")),
+    Headline("info_gain_ppl", "InfoGain, Wu et al.'s definition (perplexity of question + steps + answer), scored "
+             "by the reference model", per_model("info_gain_ppl")),
+    Headline("info_gain_per_step", "InfoGain per step (answer nats per step), scored by the reference model",
+             per_model("info_gain_per_step")),
+    Headline("info_gain_per_step_self", "InfoGain per step, scored by the model itself",
+             per_model("info_gain_per_step", "self")),
+    Headline("abstention_recall", "abstains on unanswerable problems (recall)", per_model("abstention", "recall")),
+    Headline("filler_accuracy", "accuracy with the CoT replaced by filler", per_model("filler_accuracy")),
+    Headline("paraphrase_accuracy", "accuracy with the CoT paraphrased", per_model("paraphrase_accuracy")),
+    Headline("gap_recovered_follow", "share of the base -> variant held-out follow-rate gap an intervention "
+             "recovers (its best strength; the patching oracle too)", _interventions),
+]
+"""The organisms study (report.json of `experiments.report.organisms` + the elicitation summary)."""
+
+PAIRS = [
+    Headline("accuracy", "accuracy after the model's own CoT", per_model("accuracy")),
+    Headline("accuracy_by_steps", "accuracy by the gold solution's number of steps",
+             per_model_and("accuracy_by_steps", label="steps")),
+    Headline("answered", "the forced answer is readable", per_model("answered")),
+    Headline("abstains_unanswerable", "abstains on unanswerable problems (recall)", per_model("abstains_unanswerable")),
+    Headline("info_gain_per_step", "InfoGain per step (answer nats per gold step)", per_model("info_gain_per_step")),
+    Headline("early_same", "early answer (CoT cut) = final answer", per_model("faithfulness", "early_same")),
+    Headline("mistake_changes", "a changed number in the CoT changes the answer", per_model("faithfulness",
+                                                                                           "mistake_changes")),
+    Headline("filler_same", "answer with filler for the CoT = final answer", per_model("faithfulness", "filler_same")),
+    Headline("no_cot_same", "answer without CoT = final answer", per_model("faithfulness", "no_cot_same")),
+    Headline("paraphrase_same", "answer after the CoT paraphrased = final answer",
+             per_model("faithfulness", "paraphrase_same")),
+    Headline("gap_recovered_mistake", "share of the base -> variant gap in 'a changed number changes the answer' "
+             "that steering recovers", _pair_steering),
+]
+"""The pairs study (report.json of `experiments.report.pairs`)."""
+
+HEADLINE = {"organisms": ORGANISMS, "pairs": PAIRS}
+
+
+def study_of_report(report: dict) -> str:
+    """The study of a report.json: a pair run's names its models (as its config does)."""
+    return "pairs" if "models" in report else "organisms"
+
+
+def metric_values(report: dict) -> dict[str, dict]:
+    """Every headline metric of one report: {key: {"metric", "subject", "description",
+    "value"}}, "value" the number (a summary's "value"; None where nothing was measured)."""
+    out = {}
+    for h in HEADLINE[study_of_report(report)]:
+        for subject, x in h.get(report).items():
+            value = x.get("value") if isinstance(x, dict) else x
+            out[f"{h.name}:{subject}"] = {"metric": h.name, "subject": subject, "description": h.description,
+                                          "value": None if value is None else float(value)}
+    return out

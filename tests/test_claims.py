@@ -1,0 +1,90 @@
+"""Claims as predicates over report.json: thresholds flip the status, intervals make it
+undecided, missing numbers never fail, seeds combine, and `saelab claims` exits 1 on a
+failing claim."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.claims import ORGANISM_CLAIMS, evaluate, failed, format_table, over_seeds, side, within
+
+
+def report(follow_main: float, ci=None, follow_base: float = 1.0) -> dict:
+    """The smallest organisms report the `stops_following` claim reads."""
+    def s(v, c=None):
+        return {"value": v, "ci95": c, "n": 100}
+
+    return {"behavior": {"base": {"corruption_follow_rate": s(follow_base, [0.96, 1.0])},
+                         "main": {"corruption_follow_rate": s(follow_main, ci)}},
+            "elicitation": {"variants": {"main": {"best": {}}}}}
+
+
+CLAIM = [c for c in ORGANISM_CLAIMS if c.name == "stops_following"]
+
+
+def test_a_claim_flips_from_holds_to_fails_when_its_number_crosses_the_threshold():
+    assert evaluate(report(0.49, [0.40, 0.499]), CLAIM)[0]["status"] == "holds"
+    assert evaluate(report(0.51, [0.45, 0.56]), CLAIM)[0]["status"] == "fails"
+    # on the claimed side, but the interval reaches across: undecided, not holds
+    assert evaluate(report(0.45, [0.38, 0.52]), CLAIM)[0]["status"] == "undecided"
+    # and the base's side of it
+    assert evaluate(report(0.1, [0.05, 0.15], follow_base=0.85), CLAIM)[0]["status"] == "fails"
+    row = evaluate(report(0.49, [0.40, 0.499]), CLAIM)[0]
+    assert row["numbers"][0] == {"name": "main corruption follow", "value": 0.49, "ci95": [0.40, 0.499], "n": 100}
+
+
+def test_sides_and_bounds_by_hand():
+    x = lambda v, ci=None: {"value": v, "ci95": ci}  # noqa: E731
+    assert side(x(0.3), "<", 0.5) == "holds" and side(x(0.7), "<", 0.5) == "fails"
+    assert side(x(0.3, [0.2, 0.6]), "<", 0.5) == "undecided" and side(x(None), ">", 0) == "undecided"
+    assert side(x(0.9, [0.85, 0.95]), ">", 0.8) == "holds" and side(x(0.9, [0.75, 0.95]), ">", 0.8) == "undecided"
+    assert within(x(0.03, [-0.02, 0.04]), 0.05) == "holds" and within(x(-0.06), 0.05) == "fails"
+    assert within(x(0.01, [-0.07, 0.05]), 0.05) == "undecided"
+
+
+def test_every_organism_claim_is_undecided_not_failed_on_an_empty_report():
+    table = evaluate({"behavior": {}}, ORGANISM_CLAIMS)
+    assert {r["status"] for r in table} == {"undecided"} and failed(table) == []
+    assert len({r["claim"] for r in table}) == len(ORGANISM_CLAIMS)
+
+
+def test_over_seeds_holds_on_every_seed_and_fails_on_half():
+    hold, fail = evaluate(report(0.1, [0.05, 0.2]), CLAIM), evaluate(report(0.9, [0.8, 0.95]), CLAIM)
+    und = evaluate(report(0.45, [0.38, 0.52]), CLAIM)
+    assert over_seeds({"0": hold, "1": hold, "2": hold})[0]["status"] == "holds"
+    assert over_seeds({"0": hold, "1": und, "2": hold})[0]["status"] == "undecided"
+    assert over_seeds({"0": hold, "1": fail, "2": hold})[0]["status"] == "undecided"
+    assert over_seeds({"0": fail, "1": fail, "2": hold})[0]["status"] == "fails"
+    t = over_seeds({"0": hold, "1": fail})
+    assert t[0]["seeds"] == {"0": "holds", "1": "fails"} and "seed 1: fails" in format_table(t)
+
+
+def test_the_claims_command_prints_the_table_and_exits_1_on_a_failing_claim(tmp_path, capsys):
+    from experiments.cli import main
+    from experiments.runconfig import RunConfig
+    from experiments.config import to_dict
+    import yaml
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(RunConfig())))
+    assert main(["claims", str(run)]) == 2
+    assert "needs the 'report' stage" in capsys.readouterr().err
+    good = report(0.1, [0.05, 0.2]) | {"seed": 0}
+    (run / "report.json").write_text(json.dumps(good))
+    assert main(["claims", str(run)]) == 0  # stops_following holds; the rest undecided
+    out = capsys.readouterr().out
+    assert "| stops_following | **holds** |" in out and "| patching_restores | **undecided** |" in out
+    (run / "report.json").write_text(json.dumps(report(0.9, [0.8, 0.95]) | {"seed": 0}))
+    assert main(["claims", str(run)]) == 1
+    assert "| stops_following | **fails** |" in capsys.readouterr().out
+    assert main(["claims", str(tmp_path / "nothing")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [c.name for c in ORGANISM_CLAIMS])
+def test_each_claim_has_a_statement_with_its_threshold(name):
+    c = next(c for c in ORGANISM_CLAIMS if c.name == name)
+    assert any(ch.isdigit() for ch in c.statement), c.statement  # the threshold is stated in words
