@@ -44,11 +44,13 @@ def latent_shift(sae, base_acts: torch.Tensor, ft_acts: torch.Tensor) -> dict[st
             "freq_finetuned": (ff > 0).float().mean(0), "shift": ff.mean(0) - fb.mean(0)}
 
 
-def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int) -> list[int]:
-    """A control for `chosen`: as many other latents, each the unused latent whose firing
-    frequency is nearest the one it replaces (ties drawn at random, deterministic in the
-    seed). Nearest rather than same-decile: most latents are silent at a single position,
-    so decile edges collapse to 0 and a decile would pair a busy latent with a silent one."""
+def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int, pool: int = 1) -> list[int]:
+    """A control for `chosen`: as many other latents, each drawn (deterministic in the seed)
+    from the `pool` unused latents whose firing frequency is nearest the one it replaces
+    (ties with the farthest of them included). Nearest rather than same-decile: most latents
+    are silent at a single position, so decile edges collapse to 0 and a decile would pair a
+    busy latent with a silent one. With pool = 1 (the nearest only) a latent of unique
+    frequency has one match, so repeated draws repeat: a null distribution needs pool > 1."""
     g = np.random.default_rng(seed)
     f = freq.double().numpy()
     taken = set(int(c) for c in chosen)
@@ -58,7 +60,8 @@ def matched_random_latents(freq: torch.Tensor, chosen: Sequence[int], seed: int)
         if not len(free):
             raise ValueError(f"no latent left to match {len(chosen)} chosen latents out of {len(f)}")
         gap = np.abs(f[free] - f[int(c)])
-        nearest = free[gap <= gap.min() + 1e-12]
+        cut = np.partition(gap, min(pool, len(gap)) - 1)[min(pool, len(gap)) - 1]
+        nearest = free[gap <= cut + 1e-12]
         j = int(g.choice(nearest))
         taken.add(j)
         out.append(j)

@@ -46,11 +46,16 @@ class ElicitConfig:
     null_draws: int = 20
     """Draws of each control (random latents, random direction) per intervention and
     strength: the null distribution an intervention is read against (held-out set only)."""
+    control_pool: int = 8
+    """A random-latent control draws each latent among this many unused latents nearest in
+    firing frequency to the one it replaces (1: the nearest only, the same latents every draw)."""
 
     def __post_init__(self):
         if min(self.n, self.n_choose, self.k, self.top) < 1:
             raise ValueError("features: n, n_choose, k and top must be >= 1")
         if not self.latent_counts or min(self.latent_counts) < 1:
             raise ValueError("features.latent_counts must be a non-empty list of counts >= 1")
+        if self.control_pool < 1:
+            raise ValueError(f"features.control_pool must be >= 1, got {self.control_pool}")
         if self.null_draws < 0:
             raise ValueError(f"features.null_draws must be >= 0 (0: no null distributions), got {self.null_draws}")

@@ -190,7 +190,8 @@ def _clamp_sweeps(sae, steered, null, reason: list[int], acts_base: torch.Tensor
     latents matched in firing frequency clamped the same way (and `cfg.null_draws` more)."""
     code_b = sae.encode(acts_base.to(sae.W_enc.device)).float().cpu()
     peak, base_freq = code_b.amax(0), (code_b > 0).float().mean(0)
-    controls = [matched_random_latents(base_freq, reason, _draw_seed(seed + 7, d)) for d in range(cfg.null_draws + 1)]
+    controls = [matched_random_latents(base_freq, reason, _draw_seed(seed + 7, d), cfg.control_pool)
+                for d in range(cfg.null_draws + 1)]
     clamp = lambda lat, st: clamp_latents(sae, lat, st * peak[lat].clamp_min(1e-3))  # noqa: E731  (silent: small)
     out = {"clamp_reason_latents": [], "clamp_random_latents": []}
     for st in cfg.clamp_strengths:
@@ -209,8 +210,9 @@ def _ablate_sweeps(sae, steered, null, grown: torch.Tensor, freq: torch.Tensor, 
     out = {"ablate_grown_latents": [], "ablate_random_latents": []}
     for n in [n for n in cfg.latent_counts if n <= len(grown)]:
         chosen = grown[:n].tolist()
-        control = matched_random_latents(freq, chosen, seed + n)
-        draws = [matched_random_latents(freq, chosen, _draw_seed(seed + n, d)) for d in range(1, cfg.null_draws + 1)]
+        control = matched_random_latents(freq, chosen, seed + n, cfg.control_pool)
+        draws = [matched_random_latents(freq, chosen, _draw_seed(seed + n, d), cfg.control_pool)
+                 for d in range(1, cfg.null_draws + 1)]
         out["ablate_grown_latents"].append({"strength": n, "latents": chosen,
                                             "metrics": steered(ablate_latents(sae, chosen)),
                                             "_draws": null([ablate_latents(sae, c) for c in draws])})
