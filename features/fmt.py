@@ -10,7 +10,7 @@ every function returns a string and writes a missing value as "-" unless it says
     sci(c)                "-0.012 [-0.02, -0.0051] n=20": 2 significant digits (log-probabilities)
     pct(x)                a relative change: "+12.5%"; "n/a" for None
     change(d)             a paired change with its interval: "+12.5% [+3.1, +20.0]"; "n/a" for None
-    null(n)               a null distribution: "null median +2% [+0, +6], at the 97th percentile"
+    null(n)               a null distribution: "null median +2% [+0, +6], intervention at percentile 97 (...)"
     gap(g)                a gap recovered with its interval: "+42% [+10, +70]"; without a gap
                           the steered rate: "no gap; 0.40"
     recovered(c)          CE recovered with its clean-to-ablated gap: "0.812 (1.25)"
@@ -65,7 +65,7 @@ def null(n: dict | None) -> str:
     lo, hi = n["band95"]
     s = f"null median {100 * n['median']:+.0f}% [{100 * lo:+.0f}, {100 * hi:+.0f}]"
     if n.get("percentile") is not None:
-        s += f", at the {100 * n['percentile']:.0f}th percentile (p={n['p_value']:.2f}, {n['n']} draws)"
+        s += f", intervention at percentile {100 * n['percentile']:.0f} (p={n['p_value']:.2f}, {n['n']} draws)"
     return s
 
 

@@ -287,6 +287,10 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
 
     monkeypatch.setattr(gen, "generate_text", generate_text)
     monkeypatch.setattr(gen, "continuation_logprobs", continuation_logprobs)
+    # Wu et al.'s perplexity: 4 lower for every step shown (one step per line)
+    import experiments.pairs.behavior as pb
+
+    monkeypatch.setattr(pb, "perplexities", lambda model, tok, texts, bs=256: [20.0 - 4 * t.count("\n") for t in texts])
     from experiments.pairs.tiny import tiny_tokenizer
 
     cfg = PairBehaviorConfig(max_cuts=3, paraphrase="tests.test_pairs:shout")
@@ -301,12 +305,15 @@ def test_faithfulness_and_info_gain_of_a_rule_following_model(monkeypatch):
     assert (f["early_same"]["value"], f["early_same"]["n"]) == (0.0, 4)
     # mistake in step 0: the last number shown is still step 1's result; in step 1 it moves
     assert (f["mistake_changes"]["value"], f["mistake_changes"]["n"]) == (0.5, 4)
-    # no readable answer after filler: left out and counted, not scored as "changed"
-    assert f["filler_same"]["n"] == 0 and f["left_out_unanswered"]["filler"] == 2
+    # no readable answer after filler: "not the same answer" (the arithmetic suite's rule), counted
+    assert (f["filler_same"]["value"], f["filler_same"]["n"]) == (0.0, 2) and f["unreadable_after_edit"]["filler"] == 2
+    assert f["left_out_unanswered"]["filler"] == 0
     assert f["no_cot_same"]["value"] == 0.0 and f["left_out_unanswered"]["no_cot"] == 0
     assert (f["paraphrase_same"]["value"], f["paraphrase_same"]["n"]) == (1.0, 2)
     # the gold answer appears after the gold CoT (log p -1), not after no CoT (-5): (4 nats) / 2 steps
     assert m["info_gain_per_step"]["value"] == 2.0
+    # Wu et al.: (PPL_0 - PPL_n) / (n + 1) = (4 * 2) / 3 for the 2-step gold CoTs
+    assert m["info_gain_ppl"]["value"] == pytest.approx(8 / 3) and m["info_gain_ppl"]["n"] == 2
 
 
 def test_token_labels_of_a_gold_text():

@@ -13,6 +13,7 @@ from experiments.cli import main
 from experiments.engine.runner import run_stages as run_pipeline
 from experiments.figures.behaviour import BEHAVIOUR as FIGURES
 from experiments.runconfig import load_run_config
+from features import fmt
 from experiments.organisms.study import STAGES
 
 REPORT_KEYS = ["accuracy", "early_answering_aoc", "corruption_follow_rate", "corruption_stay_rate",
@@ -50,7 +51,9 @@ def test_run_directory_report_and_figures(quick_run):
 
     md = (run / "report.md").read_text()
     assert "| metric | base | sft-noisy-trace |" in md
-    assert f"| sft-no-abstain | " in md and f"{100 * change:+.1f}% ({rv:.2f} vs {rb:.2f})" in md
+    paired = report["paired_vs_reference"]["sft-no-abstain"]["abstention_recall"]["relative"]
+    assert paired["value"] == pytest.approx(change) and paired["ci95"][0] <= change <= paired["ci95"][1]
+    assert f"| sft-no-abstain | " in md and f"{fmt.change(paired)} ({rv:.2f} vs {rb:.2f})" in md
     for name in FIGURES:
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
         data = json.loads((run / "figures" / f"{name}.json").read_text())

@@ -46,6 +46,11 @@ def test_changes_gaps_and_plain_numbers():
     assert (fmt.signed(0.0), fmt.signed(-4.9e-06), fmt.signed(0.0751)) == ("+0", "-4.9e-06", "+0.075")
     assert (fmt.percent(0.83), fmt.percent(1.0, sign=True), fmt.percent(-0.5, sign=True)) == ("83%", "+100%", "-50%")
     assert fmt.mib(903264) == "0.9"
+    assert fmt.change({"value": -0.389, "ci95": [-0.5, -0.25]}) == "-38.9% [-50.0, -25.0]"
+    assert fmt.change(None) == fmt.change({"value": None}) == "n/a" and fmt.change({"value": 0.1}) == "+10.0%"
+    assert fmt.null({"n": 20, "median": 0.02, "band95": [-0.1, 0.15], "percentile": 0.975, "p_value": 1 / 21}) == \
+        "null median +2% [-10, +15], intervention at percentile 98 (p=0.05, 20 draws)"
+    assert fmt.null({"n": 0}) == fmt.null(None) == "-"
 
 
 def test_every_formatter_is_a_template_filter_and_the_templates_ship():

@@ -134,6 +134,10 @@ def test_aggregate_writes_json_markdown_and_figure(tmp_path, capsys):
     assert md[0] == f"`saelab aggregate {' '.join(map(str, runs))} --out {out}`"
     assert "| metric | mean (n) | 95% t interval | per-seed values |" in md
     assert "| `corruption_follow_rate` base | 2.000 (3) | [-0.484, 4.484] | 0: 1.000; 1: 2.000; 2: 3.000 |" in md
+    # the summary: a row per model, mean [t interval] (seeds); and the claims checked on every seed
+    row = next(line for line in md if line.startswith("| `base` |"))
+    assert row.startswith("| `base` | 1.00 [-0.24, 2.24] (0.50 / 1.00 / 1.50) | 2.00 [-0.48, 4.48] (1.00 / 2.00 / 3.00) |")
+    assert "## Claims over the seeds" in md and [c["claim"] for c in data["claims"]][0] == "stops_following"
     assert (out / "aggregate.png").stat().st_size > 0
     fig = draw(json.loads((out / "aggregate-figure.json").read_text()))  # the figure redraws from its data
     assert len([ax for ax in fig.axes if ax.get_visible()]) == len(HEADLINE["organisms"])

@@ -23,6 +23,42 @@ def _per_seed(m: dict, seeds: list[str]) -> str:
     return "; ".join(f"{s}: {fixed(m['seeds'].get(s), DIGITS)}" for s in seeds)
 
 
+SUMMARY = {"organisms": [("accuracy k=2", "accuracy", ":k=2"), ("corruption follow", "corruption_follow_rate", ""),
+                         ("early-answering AOC", "early_answering_aoc", ""),
+                         ("accuracy, paraphrased CoT", "paraphrase_accuracy", ""),
+                         ("InfoGain (Wu et al.), base-scored", "info_gain_ppl", ""),
+                         ("InfoGain nats/step, self-scored", "info_gain_per_step_self", ""),
+                         ("abstention recall", "abstention_recall", "")],
+           "pairs": [("accuracy", "accuracy", ""), ("answered", "answered", ""),
+                     ("early answer = final", "early_same", ""), ("mistake changes answer", "mistake_changes", "")]}
+"""The summary table's columns per study: heading, headline metric, subject suffix."""
+
+
+def _cell(m: dict | None) -> str:
+    """mean [t interval] (seed values), two decimals."""
+    if not m or m.get("value") is None:
+        return "-"
+    ci = f" [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]" if m.get("ci95") else ""
+    return f"{m['value']:.2f}{ci} ({' / '.join(fixed(v, 2) for v in m['seeds'].values())})"
+
+
+def summary_table(aggregate: dict) -> list[str]:
+    """The study's key metrics, a row per model: each cell the mean over seeds, its 95% t
+    interval and the seeds' values (what the README pastes)."""
+    cols = SUMMARY.get(aggregate["study"], [])
+    metrics = aggregate["metrics"]
+    models = list(dict.fromkeys(m["subject"].split(":")[0] for m in metrics.values()
+                                if m["metric"] == (cols[0][1] if cols else None)))
+    if not cols or not models:
+        return []
+    lines = ["## Summary", "", "Mean over the seeds [95% t interval between seeds] (each seed's value).", "",
+             "| model | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for model in models:
+        lines.append(f"| `{model}` | " + " | ".join(_cell(metrics.get(f"{key}:{model}{suffix}"))
+                                                   for _, key, suffix in cols) + " |")
+    return lines + [""]
+
+
 def render_markdown(aggregate: dict) -> str:
     seeds = aggregate["seeds"]
     metrics = aggregate["metrics"]
@@ -33,6 +69,8 @@ def render_markdown(aggregate: dict) -> str:
              "each seed's value (\"-\": that seed's report has no value there). The interval says how much the "
              "number moves with the seed, not how precisely one run measured it.", ""]
     lines += ["Runs: " + ", ".join(f"seed {s} `{path}`" for s, path in aggregate.get("runs", {}).items()), ""]
+    lines += summary_table(aggregate)
+    lines += ["## Every headline metric", ""]
     lines += ["| metric | mean (n) | 95% t interval | per-seed values |", "|---|---|---|---|"]
     for m in metrics.values():
         subject = m["subject"].replace(":", ", ")
