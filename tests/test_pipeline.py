@@ -212,6 +212,7 @@ def test_behavior_refuses_a_model_of_another_task(quick_run, tmp_path, capsys):
 
 
 
+@pytest.mark.slow  # a second organisms pipeline (~70 s): .ci/run runs it with the other slow tests
 def test_an_organisms_run_can_load_an_sae_folder_instead_of_training_one(quick_run, tmp_path):
     """sae.pretrained.<model>: {path: FOLDER} loads that SAE (here another run's) for the
     model, checks it reads the hook, evaluates it like a trained one, and the later stages use it."""
