@@ -51,6 +51,14 @@ def test_run_directory_report_and_figures(quick_run):
 
     md = (run / "report.md").read_text()
     assert "| metric | base | sft-noisy-trace |" in md
+    # pooled over the corruptions of each problem: never narrower than Wilson's interval of the items
+    from features.stats import wilson
+
+    for r in report["behavior"].values():
+        f = r["corruption_follow_rate"]
+        if f["value"] is not None:
+            lo, hi = wilson(round(f["value"] * f["n"]), f["n"])
+            assert f["ci95"][0] <= lo + 1e-12 and f["ci95"][1] >= hi - 1e-12, f
     paired = report["paired_vs_reference"]["sft-no-abstain"]["abstention_recall"]["relative"]
     assert paired["value"] == pytest.approx(change) and paired["ci95"][0] <= change <= paired["ci95"][1]
     assert f"| sft-no-abstain | " in md and f"{fmt.change(paired)} ({rv:.2f} vs {rb:.2f})" in md

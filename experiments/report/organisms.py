@@ -124,8 +124,9 @@ def build_report(results: dict[str, dict], reference: str, meta: dict, k: str = 
         if v == reference:
             continue
         pairs[v] = {name: paired(get(r, k), get(ref, k)) for name, get in PAIRED.items()}
-        changes[v] = {name: relative_change((get(r, k) or {}).get("value"), (get(ref, k) or {}).get("value"))
-                      for name, get in PAIRED.items() if name in dict((c[0], c) for c in LITERATURE_COLUMNS)}
+        changes[v] = {name: relative_change((PAIRED[name](r, k) or {}).get("value"),
+                                            (PAIRED[name](ref, k) or {}).get("value"))
+                      for name, _, _ in LITERATURE_COLUMNS}
     return {**meta, "reference": reference, "behavior": results, "paired_vs_reference": pairs,
             "relative_change_vs_reference": changes, "literature": LITERATURE}
 
@@ -252,6 +253,7 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
     sae = report.get("sae") or {}
     from experiments.claims import format_table
 
+    k = notes["faithfulness"].removeprefix("k=").split(",")[0]  # the chain length the paired metrics use
     return render(
         "organisms.md.j2", title=title, report=report, notes=notes, ref=ref, variants=variants,
         claims_table=format_table(report.get("claims") or []),
@@ -261,9 +263,8 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
         literature_columns=LITERATURE_COLUMNS,
         literature_rows=[(v, [((report["paired_vs_reference"][v].get(key) or {}).get("relative")
                                or {"value": report["relative_change_vs_reference"][v].get(key)},
-                               (PAIRED[key](results[v], notes["faithfulness"].removeprefix("k=").split(",")[0]) or {}),
-                               (PAIRED[key](results[ref], notes["faithfulness"].removeprefix("k=").split(",")[0]) or {}),
-                               d) for key, _, d in LITERATURE_COLUMNS])
+                               PAIRED[key](results[v], k) or {}, PAIRED[key](results[ref], k) or {}, d)
+                              for key, _, d in LITERATURE_COLUMNS])
                          for v in report["relative_change_vs_reference"]],
         trained={v: r["trained"] for v, r in results.items() if "trained" in r}, trained_columns=TRAINED_COLUMNS,
         cache=report.get("cache"), sae=sae,
