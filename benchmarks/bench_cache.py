@@ -11,6 +11,9 @@ Read: shuffled-batch rows/s against the rows/s SAELens' `SAETrainer` consumes on
   buffer (target: <= 1.5x the buffer plus the interpreter).
 
     python benchmarks/bench_cache.py            # ~3 minutes on 2 cores
+    python benchmarks/bench_cache.py --write-only --n-per-k 4000 \
+        --hooks "blocks.{l}.hook_resid_post,blocks.{l}.hook_attn_out,blocks.{l}.hook_mlp_out,blocks.{l}.hook_resid_mid"
+                                                # the elicit stage's hooks (every site of every layer, ~1.5M tokens)
 
 Run nothing else heavy meanwhile.
 """
@@ -94,7 +97,8 @@ def saelens_runner(bridge, model_dir: str, ids, hooks, batch_size, work: Path, t
     return n_tokens / (time.perf_counter() - t0)
 
 
-def bench_write(name: str, model_dir: str, n_per_k: int, work: Path) -> None:
+def bench_write(name: str, model_dir: str, n_per_k: int, work: Path, hooks: list[str] | None = None,
+                saelens: bool = True) -> None:
     import shutil
 
     from activations.cache import CacheWriteConfig, write_cache
@@ -103,7 +107,7 @@ def bench_write(name: str, model_dir: str, n_per_k: int, work: Path) -> None:
 
     bridge = load_bridge(model_dir)
     ids, labels = _tokens(n_per_k)
-    cfg = CacheWriteConfig(batch_size=64)
+    cfg = CacheWriteConfig(batch_size=64, **({"hooks": hooks} if hooks else {}))
     hooks = expand_hooks(cfg.hooks, bridge.cfg.n_layers)
     stop = stop_layer(hooks, bridge.cfg.n_layers)
     n = sum(map(len, ids))
@@ -114,7 +118,7 @@ def bench_write(name: str, model_dir: str, n_per_k: int, work: Path) -> None:
         t0 = time.perf_counter()
         write_cache(bridge, ids, labels, work / "ours", cfg, {"model": name}, progress=False)
         ours.append(n / (time.perf_counter() - t0))
-    sl = saelens_runner(bridge, model_dir, ids, hooks, cfg.batch_size, work, tag=Path(model_dir).name)
+    sl = saelens_runner(bridge, model_dir, ids, hooks, cfg.batch_size, work, tag=Path(model_dir).name) if saelens else None
     import statistics
 
     f, o = statistics.median(fwd), statistics.median(ours)
@@ -124,7 +128,8 @@ def bench_write(name: str, model_dir: str, n_per_k: int, work: Path) -> None:
     print(f"  forward-only run_with_cache   {f:9.0f} tokens/s")
     print(f"  saelab write_cache            {o:9.0f} tokens/s   ratio to forward-only {ratio:.2f} "
           f"(median of {len(ratios)} interleaved pairs, range {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.9)")
-    print(f"  SAELens CacheActivationsRunner{sl:9.0f} tokens/s   saelab / SAELens {o / sl:.2f} (target >= 1.5)")
+    if sl is not None:
+        print(f"  SAELens CacheActivationsRunner{sl:9.0f} tokens/s   saelab / SAELens {o / sl:.2f} (target >= 1.5)")
 
 
 def bench_read(work: Path) -> None:
@@ -218,7 +223,11 @@ def bench_rss(work: Path, d_model: int = 512, rows: int = 1_000_000, buffer_rows
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-per-k", type=int, default=400, help="examples per k (x3 text variants, k = 2..5)")
+    ap.add_argument("--hooks", default="", help="comma-separated hooks to cache ({l}: every layer); default: resid_post")
+    ap.add_argument("--write-only", action="store_true", help="only the write benchmark, without SAELens' runner, "
+                    "on the default organism's shape")
     args = ap.parse_args()
+    hooks = [h for h in args.hooks.split(",") if h] or None
     import torch
 
     print(f"cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
@@ -227,8 +236,11 @@ def main() -> None:
         work = Path(tmp)
         default = _model(work, "default", d_model=128, n_layers=3, n_heads=4, d_mlp=512)
         large = _model(work, "large", d_model=512, n_layers=6, n_heads=8, d_mlp=2048)
-        bench_write("larger (d512, 6 layers)", large, args.n_per_k // 8, work)
-        bench_write("default organism shape (d128, 3 layers)", default, args.n_per_k, work)
+        if args.write_only:
+            bench_write("default organism shape (d128, 3 layers)", default, args.n_per_k, work, hooks, saelens=False)
+            return
+        bench_write("larger (d512, 6 layers)", large, args.n_per_k // 8, work, hooks)
+        bench_write("default organism shape (d128, 3 layers)", default, args.n_per_k, work, hooks)
         bench_read(work)
         bench_rss(work)
 

@@ -83,9 +83,11 @@ def texts(task: ArithmeticTask, cfg: CacheSetConfig, seed: int) -> tuple[list[st
     return out, meta
 
 
-def token_set(task: ArithmeticTask, tokenizer, cfg: CacheSetConfig, seed: int
+def token_set(task: ArithmeticTask, tokenizer, cfg: CacheSetConfig, seed: int, mark_answer_prefix: bool = False
               ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
-    """Token ids (one array per sequence, BOS and EOS included) and per-token labels."""
+    """Token ids (one array per sequence, BOS and EOS included) and per-token labels; with
+    `mark_answer_prefix` also the label `answer_prefix`: 1 at the last token of the answer
+    prefix (the position that predicts the answer), 0 elsewhere."""
     text_list, meta = texts(task, cfg, seed)
     enc = tokenizer(text_list, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True,
                     return_tensors="np")
@@ -95,4 +97,10 @@ def token_set(task: ArithmeticTask, tokenizer, cfg: CacheSetConfig, seed: int
     labels = {name: [a[i][mask[i]] for i in range(len(text_list))] for name, a in labs.items()}
     for name, values in meta.items():
         labels[name] = [np.full(len(x), v, dtype=np.int32) for x, v in zip(ids, values)]
+    if mark_answer_prefix:
+        labels["answer_prefix"] = []
+        for i, text in enumerate(text_list):
+            end = text.rfind(task.answer_prefix) + len(task.answer_prefix)  # one past the prefix's last char
+            ends = enc["offset_mapping"][i][mask[i]][:, 1]
+            labels["answer_prefix"].append((ends == end).astype(np.int32))
     return ids, labels

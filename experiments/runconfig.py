@@ -8,6 +8,7 @@ from pathlib import Path
 from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
 from experiments.elicit.config import ElicitConfig
+from experiments.elicit.sites_config import SitesConfig
 from experiments.config import check_device, from_dict, load_yaml, resolve_config_path
 from experiments.organisms.config import OrganismsConfig
 from experiments.stages.sae_config import SAEStageConfig
@@ -37,6 +38,9 @@ class RunConfig:
     frontier, crosscoders."""
     features: ElicitConfig = field(default_factory=ElicitConfig)
     """Latent scores, activation patching and the steering sweep (stages features, steer)."""
+    elicit: SitesConfig = field(default_factory=SitesConfig)
+    """SAEs at the sites where the change lives, on a training token set of their own, the
+    latent-patching ladder and the base-free interventions (stage elicit)."""
 
     def model_names(self) -> list[str]:
         """The run's models, the base first."""
@@ -57,6 +61,9 @@ class RunConfig:
         bad = [v for v in self.features.variants if v not in names[1:]]
         if bad:
             raise ValueError(f"features.variants: {bad} are not fine-tuned variants of this run; use some of {names[1:]}")
+        bad = [v for v in self.elicit.variants if v not in names[1:]]
+        if bad:
+            raise ValueError(f"elicit.variants: {bad} are not fine-tuned variants of this run; use some of {names[1:]}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
 

@@ -11,6 +11,9 @@
     saes/eval.json                            every SAE metric of the run
     features/<name>.json                      latent scores of each model's SAE
     steering/<variant>.json                   steering each variant; base-validation.json
+    elicit/<variant>.json                     the ladder and base-free interventions per site
+    elicit/activations/<name>/                each model's training cache (train-split tokens)
+    elicit/saes/<name>/<site>/                each model's SAE at each elicitation site
     figures/<figure>.png, <figure>.json       each figure and the numbers it draws
     report.json, report.md                    the report
 
@@ -73,6 +76,7 @@ class RunDir:
     features_dir = _Sub("features")
     steering_dir = _Sub("steering")
     figures = _Sub("figures")
+    elicit_dir = _Sub("elicit")
     sae_eval = _Sub("saes", SAE_EVAL)
     validation = _Sub("steering", VALIDATION)
     sae_scratch = _Sub(".saes.tmp-dist")
@@ -124,6 +128,15 @@ class RunDir:
 
     def steering(self, variant: str) -> Path:
         return self.steering_dir / f"{variant}.json"
+
+    def elicit(self, variant: str) -> Path:
+        return self.elicit_dir / f"{variant}.json"
+
+    def elicit_cache(self, name: str) -> Path:
+        return self.elicit_dir / "activations" / name
+
+    def elicit_sae(self, name: str, site: str) -> Path:
+        return self.elicit_dir / "saes" / name / site
 
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -132,19 +132,25 @@ class LastTokenRunner:
                 out = lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
                 last = torch.as_tensor([int(s[-1]) for s in seqs], device=dev)[:, None]
                 self.batches.append((out[self._cache_arg], mask, last, mask.sum(1, keepdim=True)))
+        self.starts = list(range(0, len(token_ids), batch_size))
 
     @torch.no_grad()
-    def logits(self, fwd_hooks: FwdHooks = ()) -> torch.Tensor:
-        """(N, vocab) logits at the last token, with `fwd_hooks` active for that token only."""
+    def logits(self, fwd_hooks: FwdHooks = (),
+               hooks_for: Callable[[int, int], FwdHooks] | None = None) -> torch.Tensor:
+        """(N, vocab) logits at the last token, with `fwd_hooks` active for that token only;
+        `hooks_for(start, n)` adds the hooks of the batch of sequences start..start+n-1 (an
+        intervention that differs per item: another model's activation, a value read off
+        each item's CoT)."""
         from activations.generate import hooked
 
         out = []
-        with hooked(self.model, fwd_hooks) as lm:
-            for cache, mask, last, pos in self.batches:
+        for start, (cache, mask, last, pos) in zip(self.starts, self.batches):
+            hooks = list(fwd_hooks) + (list(hooks_for(start, len(last))) if hooks_for else [])
+            with hooked(self.model, hooks) as lm:
                 try:
                     step = lm(input_ids=last, attention_mask=torch.cat([mask, torch.ones_like(last)], 1),
                               position_ids=pos, use_cache=True, **{self._cache_arg: cache})
                 finally:
                     _crop_to(cache, mask.shape[1])  # back to the prefix, even after a hook raised
-                out.append(step.logits[:, -1].float().cpu())
+            out.append(step.logits[:, -1].float().cpu())
         return torch.cat(out) if out else torch.zeros(0)

@@ -16,12 +16,25 @@ BatchTopK keeps, averaged over `threshold_batches` batches after training (Bussm
 first steps' small scores and the inference L0 came out 2x k, so it is calibrated on the
 final weights instead).
 
+Dead latents are revived by the AuxK loss (Gao et al. 2024, "Scaling and evaluating sparse
+autoencoders", App. A.2; Bussmann et al. use it for BatchTopK): a latent that has not fired
+for `dead_steps` steps is dead (counted in steps, as SAELens' trainer does), and each token's
+top `aux_k` dead latents by the same score reconstruct the main residual e = x - x_hat (both
+models, normalised units, no decoder bias); loss += aux_coefficient * ||e - e_hat||^2 /
+||e||^2 (means over the batch). Their activations are taken after the ReLU, as Gao et al.,
+EleutherAI's `sae` and Bussmann et al.'s code do; SAELens' `calculate_topk_aux_loss` takes
+them before it, which also reaches latents negative on every token but, on the shared and
+model-specific features of tests/test_crosscoder.py (1500 steps, seeds 0-2), left 17-29 of
+64 latents dead where training without AuxK left 12 (they settle into fitting the residual
+with negative activations); the ReLU form left 8-11.
+
 Saved self-describing like SAELens' format: `cfg.json` + `crosscoder_weights.safetensors`,
 plus `train_config.json` and `metrics.json`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -47,12 +60,27 @@ class CrosscoderConfig(CoderTrainConfig):
 
     threshold_batches: int = 10
     """Batches of training rows that calibrate the inference threshold after training."""
+    aux_coefficient: float = 1 / 32
+    """Weight of the AuxK dead-latent loss (Gao et al. 2024's 1/32); 0: none (training as
+    before the loss was added, bit for bit)."""
+    aux_k: int = 256
+    """Dead latents each token's AuxK reconstruction uses (at most d_sae // 2 and the number
+    dead; with fewer dead than that the loss is scaled down in proportion, as SAELens does)."""
+    dead_steps: int = 50
+    """Steps (batches) without firing after which a latent counts as dead for the AuxK loss
+    (SAELens' `dead_feature_window`, whose default 1000 suits runs of many thousand steps,
+    not crosscoder runs of a few hundred)."""
     # The crosscoder's own defaults of two shared fields (documented in CoderTrainConfig).
     lr: float = 5e-4
     norm_batches: int = 20
 
     _kind = "crosscoder"
-    _at_least_one = (*CoderTrainConfig._at_least_one, "threshold_batches")
+    _at_least_one = (*CoderTrainConfig._at_least_one, "threshold_batches", "aux_k", "dead_steps")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.aux_coefficient >= 0:
+            raise ValueError(f"crosscoder aux_coefficient must be >= 0, got {self.aux_coefficient}")
 
     @classmethod
     def from_sae(cls, sae: SAETrainConfig, flag: str = "", **own) -> "CrosscoderConfig":
@@ -131,16 +159,48 @@ def _estimate_scale(batches, n: int, d_in: int) -> torch.Tensor:
     return d_in ** 0.5 / norms
 
 
-def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[str]) -> tuple[Crosscoder, dict]:
+def aux_loss(cc: Crosscoder, pre: torch.Tensor, score: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor,
+             aux_k: int) -> torch.Tensor | None:
+    """The AuxK loss (unweighted; None when no latent is dead): each token's top
+    min(aux_k, d_sae // 2) `dead` latents by `score`, with their activations `pre` (after the
+    ReLU, both (B, d_sae), from `Crosscoder.scores`), decode the `residual` (B, n_models, d_in)
+    without the decoder bias; the squared error over that of predicting 0. As SAELens, it is
+    scaled by n_dead / k_aux when fewer latents than k_aux are dead."""
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return None
+    k_aux = max(1, min(aux_k, cc.d_sae // 2))
+    scale = min(n_dead / k_aux, 1.0)
+    top = torch.where(dead, score, -torch.inf).topk(min(k_aux, n_dead), dim=-1, sorted=False).indices
+    acts = torch.zeros_like(pre).scatter(-1, top, pre.gather(-1, top))
+    e = residual.detach()
+    e_hat = torch.einsum("bs,smd->bmd", acts, cc.W_dec)
+    return scale * (e_hat - e).pow(2).sum((-2, -1)).mean() / e.pow(2).sum((-2, -1)).mean().clamp_min(1e-12)
+
+
+def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[str],
+                        init: Crosscoder | None = None) -> tuple[Crosscoder, dict]:
     """Train on an endless iterator of (B, len(models), d_in) batches; returns the crosscoder
-    and its training-fit metrics (over the last 10% of steps)."""
+    and its training-fit metrics (over the last 10% of steps). `init`: start from a copy of
+    this crosscoder's weights instead of a fresh initialisation (its normalisation is
+    estimated again)."""
     torch.manual_seed(cfg.seed)
-    cc = Crosscoder(d_in, cfg.expansion * d_in, cfg.k, len(models), models).to(cfg.device)
+    if init is None:
+        cc = Crosscoder(d_in, cfg.expansion * d_in, cfg.k, len(models), models).to(cfg.device)
+    else:
+        have = (init.d_in, init.d_sae, init.k, init.n_models)
+        want = (d_in, cfg.expansion * d_in, cfg.k, len(models))
+        if have != want:
+            raise ValueError(f"init crosscoder has (d_in, d_sae, k, n_models) {have}; config and data: {want}")
+        cc = copy.deepcopy(init).to(cfg.device)
+        cc.models = list(models)
     cc.scale.copy_(_estimate_scale(batches, cfg.norm_batches, d_in).to(cfg.device))
     opt = torch.optim.Adam(cc.parameters(), lr=cfg.lr)
     tail = max(1, cfg.steps // 10)
     sse = sst = l0 = 0.0
     fired = torch.zeros(cc.d_sae, dtype=torch.bool, device=cfg.device)
+    # Steps since each latent last fired (SAELens' n_forward_passes_since_fired).
+    since_fired = torch.zeros(cc.d_sae, dtype=torch.long, device=cfg.device)
     bar = progress(range(cfg.steps), desc="Training crosscoder", mininterval=1.0)
     for step in bar:
         x = next(batches).to(cfg.device)
@@ -150,10 +210,16 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
         f = pre * keep
         xs_hat = torch.einsum("bs,smd->bmd", f, cc.W_dec) + cc.b_dec
         loss = (xs - xs_hat).pow(2).sum(-1).mean()  # summed over models and dimensions
+        if cfg.aux_coefficient > 0:
+            aux = aux_loss(cc, pre, score, xs - xs_hat, since_fired >= cfg.dead_steps, cfg.aux_k)
+            if aux is not None:
+                loss = loss + cfg.aux_coefficient * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
+            since_fired += 1
+            since_fired[(f > 0).any(0)] = 0
             if step >= cfg.steps - tail:
                 sse += (xs - xs_hat).pow(2).sum().item()
                 sst += (xs - xs.mean(0)).pow(2).sum().item()
@@ -183,9 +249,11 @@ def calibrate_threshold(cc: Crosscoder, batches) -> float:
 
 @torch.no_grad()
 def crosscoder_metrics(cc: Crosscoder, batches) -> dict:
-    """Inference-mode (threshold) L0 and explained variance per model, over batches of raw
-    paired rows (B, n_models, d_in)."""
+    """Inference-mode (threshold) L0, explained variance per model and dead fraction (latents
+    that fire on none of the rows: sae.diff's 'dead' class), over batches of raw paired rows
+    (B, n_models, d_in)."""
     n, l0 = 0, 0.0
+    fired = torch.zeros(cc.d_sae, dtype=torch.bool)
     sse = torch.zeros(cc.n_models, dtype=torch.float64)           # sum ||x_m - x_hat_m||^2
     s1 = torch.zeros(cc.n_models, cc.d_in, dtype=torch.float64)   # sum x_m
     s2 = torch.zeros(cc.n_models, dtype=torch.float64)            # sum ||x_m||^2
@@ -195,6 +263,7 @@ def crosscoder_metrics(cc: Crosscoder, batches) -> dict:
         err = (x - cc.decode(f)).double()
         n += len(x)
         l0 += (f > 0).double().sum().item()
+        fired |= (f > 0).any(0).cpu()
         sse += err.pow(2).sum((0, 2)).cpu()
         s1 += x.double().sum(0).cpu()
         s2 += x.double().pow(2).sum((0, 2)).cpu()
@@ -203,6 +272,7 @@ def crosscoder_metrics(cc: Crosscoder, batches) -> dict:
     sst = s2 - s1.pow(2).sum(-1) / n
     out = {"n": n, "l0": l0 / n}
     out |= {f"explained_variance_{m}": float(1 - sse[i] / sst[i]) for i, m in enumerate(cc.models)}
+    out["dead_fraction"] = (~fired).double().mean().item()
     return out
 
 

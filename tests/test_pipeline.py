@@ -284,3 +284,32 @@ def test_torchrun_two_ranks_give_the_one_process_report(tmp_path):
         ranks = {int(h5py.File(p, "r").attrs["rank"]) for p in (two / "activations" / m).glob("shards/*.h5")}
         assert ranks == {0, 1}
     assert "(rank 1)" in done.stdout and "(rank 0)" in done.stdout  # each rank trained SAEs
+
+
+def test_the_elicit_stage_on_the_quick_run(quick_run):
+    """The elicit stage's record: a training set of its own (train split), the SAE and the
+    transcoder of each model, the ladder whose top rung (all latents and the error term) is
+    the patching oracle, every base-free intervention with a chosen size and its null, and
+    the report's section and claim."""
+    run, _ = quick_run
+    rec = json.loads((run / "elicit" / "sft-noisy-trace.json").read_text())
+    cfg, _ = load_run_config("quick")
+    assert rec["training_set"]["config"]["split"] == "train" and rec["training_set"]["tokens"] > 10_000
+    site = rec["sites"]["blocks.1.hook_resid_post"]
+    for st in ("heldout", "trained", "choose"):
+        for metric in ("follow", "accuracy"):
+            assert site["all_latents_and_error"]["metrics"][st][metric]["value"] == pytest.approx(
+                site["oracle"]["metrics"][st][metric]["value"], abs=1e-9), (st, metric)
+    d_sae = cfg.elicit.sae.expansion * cfg.organisms.model.d_model
+    assert [e["n"] for e in site["ladder"]] == [n for n in cfg.elicit.ladder_counts if n < d_sae] + [d_sae]
+    for name in ("ablate_shortcut_latents", "project_shortcut_subspace", "clamp_value_latents",
+                 "clamp_value_latents_base_means"):
+        r = site[name]
+        assert [e["n"] for e in r["entries"]] == cfg.elicit.counts
+        if r["chosen"] is not None:
+            assert r["null"]["n"] == cfg.elicit.null_draws
+    assert len(site["explanations"]) == d_sae and any(e for e in site["explanations"])
+    assert set(rec["transcoders"]["transcoder@1"]) == {"base", "sft-noisy-trace"}
+    report = json.loads((run / "report.json").read_text())
+    assert "feature_intervention_elicits" in {c["claim"] for c in report["claims"]}
+    assert "## Elicitation ladder" in (run / "report.md").read_text()

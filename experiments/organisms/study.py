@@ -7,6 +7,7 @@ its fine-tuned variants (`experiments.organisms.recipes`), through these stages:
     sae         saes/                       SAEs (trained or loaded), frontier, crosscoders [all ranks]
     features    features/<name>.json        latent scores, latent shifts, activation patching [all ranks]
     steer       steering/<variant>.json     the steering sweep with controls; validation in the base [all ranks]
+    elicit      elicit/<variant>.json       site SAEs on a training set, the ladder, base-free interventions
     figures     figures/<fig>.png + .json   behaviour, SAE and elicitation figures
     report      report.json, report.md
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from experiments.engine.stage import Stage
 from experiments.organisms.stages.behavior import behavior_outputs, run_behavior
+from experiments.organisms.stages.elicit import elicit_outputs, run_elicit
 from experiments.organisms.stages.cache import organism_provenance, organism_tokens
 from experiments.organisms.stages.features import feature_outputs, run_features
 from experiments.organisms.stages.figures import figure_data, figure_names
@@ -47,6 +49,10 @@ def _steer_inputs(run, cfg) -> list:
     return feature_outputs(run, cfg) + organism_outputs(run, cfg) + sae_outputs(run, cfg)
 
 
+def _elicit_inputs(run, cfg) -> list:
+    return feature_outputs(run, cfg) + organism_outputs(run, cfg)
+
+
 def _figure_inputs(run, cfg) -> list:
     return behavior_outputs(run, cfg) + [run.sae_eval] + feature_outputs(run, cfg) + steer_outputs(run, cfg)
 
@@ -54,7 +60,7 @@ def _figure_inputs(run, cfg) -> list:
 def _report_inputs(run, cfg) -> list:
     figures = [p for p in run.figure_files(figure_names(cfg)) if p.suffix == ".json"]
     return (behavior_outputs(run, cfg) + cache_outputs(run, cfg) + [run.sae_eval] + feature_outputs(run, cfg)
-            + steer_outputs(run, cfg) + figures)
+            + steer_outputs(run, cfg) + [run.elicit(v) for v in cfg.elicit.variants] + figures)
 
 
 STAGES = [
@@ -65,6 +71,7 @@ STAGES = [
     Stage("features", ("task", "cache", "sae", "features"), _features_inputs, feature_outputs, run_features,
           distributed=True),
     Stage("steer", ("task", "sae", "features"), _steer_inputs, steer_outputs, run_steer, distributed=True),
+    Stage("elicit", ("task", "features", "elicit"), _elicit_inputs, elicit_outputs, run_elicit),
     figures_stage(figure_names, figure_data, ("behavior", "sae", "features"), _figure_inputs),
     report_stage(build, _report_inputs),
 ]

@@ -93,3 +93,51 @@ def multiplicity(variants: dict) -> dict:
             "p_values": raw, "holm": adjusted, "null_draws": draws,
             "label": "confirmatory (Holm)" if powered else "exploratory",
             "significant": sorted(k for k, p in adjusted.items() if p is not None and p < 0.05) if powered else []}
+
+
+def _value(summary) -> float | None:
+    return None if summary is None else summary.get("value")
+
+
+def _explained(site: dict, latent: int) -> str:
+    """A latent with its ground-truth explanation (held-out precision and recall)."""
+    ex = (site.get("explanations") or [None] * (latent + 1))[latent]
+    return f"{latent}: " + (ex["text"] if ex else "too rare to explain")
+
+
+def elicit_sites_summary(records: dict[str, dict]) -> dict:
+    """The report's ladder per elicited variant, from elicit/<variant>.json: per site the SAE
+    quality, the oracle, the latent-patching ladder (held-out follow gap recovered against
+    N), and each base-free intervention at its chosen size with its null; the headline."""
+    from experiments.elicit.sites_stage import INTERVENTIONS
+
+    out = {}
+    for v, rec in records.items():
+        sites = {}
+        for site, s in rec["sites"].items():
+            gap = lambda e, st="heldout": e["metrics"][st]["follow"]["gap_recovered"]  # noqa: E731
+            oracle = _value(gap(s["oracle"]))
+            ladder = [(e["n"], _value(gap(e))) for e in s["ladder"]]
+            # how sparse the change is: the fewest latents whose patch reaches 80% of the oracle's recovery
+            enough = [n for n, g in ladder if g is not None and oracle and g >= 0.8 * oracle]
+            chosen = {}
+            for name in INTERVENTIONS:
+                r = s[name]
+                e = next((e for e in r["entries"] if e["n"] == r["chosen"]), None)
+                chosen[name] = None if e is None else {
+                    "n": e["n"], "follow_gap": gap(e), "trained_follow_gap": gap(e, "trained") if "trained" in e["metrics"] else None,
+                    "accuracy": {st: e["metrics"][st]["accuracy"]["value"] for st in e["metrics"]},
+                    "follow": {st: e["metrics"][st]["follow"]["value"] for st in e["metrics"]},
+                    "null": r.get("null"),
+                    "explained": [_explained(s, i) for i in e["latents"][:3]]}
+            sites[site] = {"quality": rec["quality"][site], "oracle": oracle, "ladder": ladder,
+                           "n_for_80pct_of_oracle": enough[0] if enough else None,
+                           "error_only": _value(gap(s["error_only"])),
+                           "all_latents_and_error": _value(gap(s["all_latents_and_error"])),
+                           "interventions": chosen}
+        ref = rec["reference"]
+        out[v] = {"tokens": rec["training_set"]["tokens"], "sites": sites, "headline": rec["headline"],
+                  "transcoders": rec.get("transcoders", {}),
+                  "reference": {m: {st: {k: ref[m][st][k]["value"] for k in ("follow", "accuracy")} for st in ref[m]}
+                                for m in ref}}
+    return out

@@ -24,7 +24,7 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
     from experiments.organisms.stages.figures import figure_names
     from experiments.organisms.stages.load import load_behavior, load_elicit
     from experiments.report.organisms import build_report, render_markdown
-    from experiments.report.summaries import elicit_summary, sae_summary
+    from experiments.report.summaries import elicit_sites_summary, elicit_summary, sae_summary
 
     from experiments.claims import evaluate
 
@@ -34,6 +34,9 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
     report["cache"] = cache_sizes(run, cfg)
     report["sae"] = sae_summary(json.loads(run.sae_eval.read_text()))
     report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
+    if cfg.elicit.variants:
+        report["elicit_sites"] = elicit_sites_summary({v: json.loads(run.elicit(v).read_text())
+                                                      for v in cfg.elicit.variants})
     report["claims"] = evaluate(report)  # the statements made in words, checked on this run
     md = render_markdown(report, f"saelab report: {run.root.name}", figure_names(cfg),
                          {"faithfulness": "k=" + ",".join(map(str, cfg.behavior.faithfulness_ks))})
