@@ -110,7 +110,8 @@ def test_features_and_steer_stages_of_the_quick_run(quick_run):
     report = json.loads((run / "report.json").read_text())
     best = report["elicitation"]["variants"]["sft-noisy-trace"]["best"]["ablate_grown_latents"]
     entries = s["sweeps"]["ablate_grown_latents"]
-    by_choice = max(entries, key=lambda e: e["gap_recovered"]["choose"]["follow"]["value"] or -9)
+    # (None: no gap, never chosen; a value of exactly 0.0 is a value, not None)
+    by_choice = max(entries, key=lambda e: -9 if (v := e["gap_recovered"]["choose"]["follow"]["value"]) is None else v)
     assert best["strength"] == by_choice["strength"]
     from experiments.elicit.steer_stage import strip_problems
 

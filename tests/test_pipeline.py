@@ -100,7 +100,7 @@ def test_rerun_skips_finished_stages_and_force_reruns_one(quick_run):
     logs.clear()
     run_pipeline(cfg, run, STAGES, force=["behavior"], until="organisms", log=logs.append)
     assert logs[0] == "[organisms] up to date, skipped" and logs[1].startswith("run ") and len(logs) == 2
-    with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, cache, sae, features, steer, figures, report"):
+    with pytest.raises(ValueError, match="unknown stage 'figure': stages are organisms, behavior, cache, sae, features, steer, elicit, figures, report"):
         run_pipeline(cfg, run, STAGES, force=["figure"])
 
 

@@ -54,6 +54,9 @@ class SitesConfig:
     transcoder: TranscoderConfig = field(default_factory=lambda: TranscoderConfig(
         expansion=8, k=16, lr=1e-3, steps=600, batch_size=4096, buffer_rows=262_144, norm_batches=10))
     """Training of every transcoder."""
+    train_base: bool = True
+    """Train the base's SAE at every site too (its quality beside the variant's in the site
+    sweep). The ladder and the interventions read only the variant's SAEs: the demo skips it."""
     ladder_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128, 256])
     """N of the latent-patching ladder: the N latents of largest attribution patched from the
     base (and all of them, with and without the error term)."""

@@ -245,7 +245,7 @@ def elicit_variant(run: RunDir, v: str, base, task, tok, cfg: SitesConfig, featu
         sae = load_sae_folder(run.elicit_sae(v, site), device)
         out["quality"][site] = {m: sae_quality(load_sae_folder(run.elicit_sae(m, site), device),
                                                run.elicit_cache(m), site, SiteRows(cfg.other_fraction, heldout=True))
-                                for m in ("base", v)}
+                                for m in (["base"] if cfg.train_base else []) + [v]}
         means = {k: value_means(sae, run.elicit_cache(m), site, rows, ft.cfg.d_vocab) for k, m in (("variant", v), ("base", "base"))}
         out["sites"][site] = elicit_site(ft, base, sae, site, probe, runner, ref, means, cfg, seed)
         out["sites"][site]["explanations"] = explain_site(sae, run.elicit_cache(v), site, tok)
@@ -297,7 +297,7 @@ def run_elicit(run: RunDir, cfg, log) -> None:
                            overwrite=True)
         log(f"  elicit cache {m}: {meta['n_rows']} rows x {len(cached)} hooks in {time.perf_counter() - t0:.1f} s")
     tcfg = dataclasses.replace(sc.sae, device=cfg.device, seed=cfg.seed)
-    for m in models:
+    for m in models if sc.train_base else models[1:]:
         for h in hooks:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
