@@ -296,6 +296,13 @@ def run_elicit(run: RunDir, cfg, log) -> None:
                            organism_provenance(run, cfg, m, model) | {"tokens": dataclasses.asdict(sc.tokens)},
                            overwrite=True)
         log(f"  elicit cache {m}: {meta['n_rows']} rows x {len(cached)} hooks in {time.perf_counter() - t0:.1f} s")
+    # Under torchrun every rank runs the stage: write_cache splits each model's shards between
+    # the ranks (and waits for all of them); the SAEs and the interventions are rank 0's.
+    from experiments.engine.distributed import dist_barrier, dist_rank_world
+
+    dist_barrier()
+    if dist_rank_world()[0] != 0:
+        return
     tcfg = dataclasses.replace(sc.sae, device=cfg.device, seed=cfg.seed)
     for m in models if sc.train_base else models[1:]:
         for h in hooks:

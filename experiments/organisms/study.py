@@ -7,7 +7,7 @@ its fine-tuned variants (`experiments.organisms.recipes`), through these stages:
     sae         saes/                       SAEs (trained or loaded), frontier, crosscoders [all ranks]
     features    features/<name>.json        latent scores, latent shifts, activation patching [all ranks]
     steer       steering/<variant>.json     the steering sweep with controls; validation in the base [all ranks]
-    elicit      elicit/<variant>.json       site SAEs on a training set, the ladder, base-free interventions
+    elicit      elicit/<variant>.json       site SAEs on a training set, the ladder, base-free interventions [all ranks: caches]
     figures     figures/<fig>.png + .json   behaviour, SAE and elicitation figures
     report      report.json, report.md
 
@@ -71,7 +71,7 @@ STAGES = [
     Stage("features", ("task", "cache", "sae", "features"), _features_inputs, feature_outputs, run_features,
           distributed=True),
     Stage("steer", ("task", "sae", "features"), _steer_inputs, steer_outputs, run_steer, distributed=True),
-    Stage("elicit", ("task", "features", "elicit"), _elicit_inputs, elicit_outputs, run_elicit),
+    Stage("elicit", ("task", "features", "elicit"), _elicit_inputs, elicit_outputs, run_elicit, distributed=True),
     figures_stage(figure_names, figure_data, ("behavior", "sae", "features"), _figure_inputs),
     report_stage(build, _report_inputs),
 ]
