@@ -256,25 +256,15 @@ def save_transcoder(model: TopKTranscoder, out: str | Path, metadata: dict, cfg:
 
 def load_transcoder(path: str | Path, device: str = "cpu"):
     """The SAELens transcoder saved at `path` (any of SAELens' transcoder architectures):
-    `.encode(x (B, d_in)) -> (B, d_sae)`, `.decode(f) -> (B, d_out)`, raw units."""
-    from sae_lens import SAE
+    `.encode(x (B, d_in)) -> (B, d_sae)`, `.decode(f) -> (B, d_out)`, raw units. The folder
+    checks are `sae.load.load_sae_folder`'s; here only that it holds a transcoder."""
+    from sae.load import load_sae_folder
 
-    from sae.load import SAE_FILES, damaged_files
-
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"no transcoder folder at {path}")
-    missing = [f for f in SAE_FILES if not (path / f).is_file()]
-    if missing:
-        raise ValueError(f"{path} is not a SAELens transcoder folder (missing {', '.join(missing)}); train one with "
-                         "sae.transcoder.train_transcoder")
-    with damaged_files(path, "transcoder", "train it again"):
-        cfg = json.loads((path / "cfg.json").read_text())
-        if not isinstance(cfg, dict):
-            raise ValueError(f"cfg.json is a JSON {type(cfg).__name__}, not an object")
-        if "transcoder" not in str(cfg.get("architecture")):
-            raise ValueError(f"{path} holds a {cfg.get('architecture')!r}, not a transcoder")
-        return SAE.load_from_disk(str(path), device=device)
+    tc = load_sae_folder(path, device)
+    arch = json.loads((Path(path) / "cfg.json").read_text()).get("architecture")
+    if "transcoder" not in str(arch):
+        raise ValueError(f"{path} holds a {arch!r}, not a transcoder; train one with sae.transcoder.train_transcoder")
+    return tc
 
 
 class _HookView:

@@ -98,7 +98,6 @@ def test_site_rows_keep_every_answer_prefix_row_and_a_fraction_of_the_rest():
     from experiments.elicit.site_data import SiteRows
 
     n = 100_000
-    g = np.random.default_rng(0)
     cols = {"seq": np.arange(n) // 20, "pos": np.arange(n) % 20, "example": np.arange(n) // 60,
             "answer_prefix": (np.arange(n) % 20 == 17).astype(np.int32)}
     keep = SiteRows(0.1)(cols)
@@ -111,7 +110,6 @@ def test_site_rows_keep_every_answer_prefix_row_and_a_fraction_of_the_rest():
     assert abs(keep[other].mean() - 0.1) < 0.01                                 # ~10% of the rest
     assert not SiteRows(0.0)(cols)[cols["answer_prefix"] == 0].any()
     assert SiteRows(1.0)(cols)[train_ex].all()
-    del g
 
 
 def test_the_training_set_never_shares_a_prompt_with_the_probe_items():
