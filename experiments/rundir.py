@@ -14,6 +14,8 @@
     elicit/<variant>.json                     the ladder and base-free interventions per site
     elicit/activations/<name>/                each model's training cache (train-split tokens)
     elicit/saes/<name>/<site>/                each model's SAE at each elicitation site
+                                              (transcoder-<layer>/: its transcoder of that MLP)
+    elicit/crosscoders/<variant>/<site>/      base x variant crosscoder at each site
     figures/<figure>.png, <figure>.json       each figure and the numbers it draws
     report.json, report.md                    the report
 
@@ -137,6 +139,9 @@ class RunDir:
 
     def elicit_sae(self, name: str, site: str) -> Path:
         return self.elicit_dir / "saes" / name / site
+
+    def elicit_crosscoder(self, variant: str, site: str) -> Path:
+        return self.elicit_dir / "crosscoders" / variant / site
 
     def figure(self, name: str, ext: str = "png") -> Path:
         return self.figures / f"{name}.{ext}"

@@ -13,12 +13,17 @@ and error e = x - decode(f):
     patch_error      decode(f) + e_donor                              (only the SAE error term)
     clamp_per_item   decode(f with f[L] := v[item]) + e               (values per item, e.g. read
                      off the item's CoT)
+    ablate_rows      x + decode(f with f[L] := 0) - decode(f)          (error kept; any dictionary
+                     with encode/decode, e.g. a crosscoder read from one model)
     project_rows     x - x Q Q^T, Q an orthonormal basis of the rows' span (decoder rows)
+    transcoder_ablation   two hooks: the MLP input read at blocks.L.hook_resid_mid, then at
+                     blocks.L.hook_mlp_out y + decode(f with f[L] := 0) - decode(f), f = encode(MLP input)
 
 `code_gradient` gives, at each sequence's last position, the code f and d log p(target) /
 d f with the SAE spliced in (error held fixed): the first-order effect of changing latent i
 by delta_i is grad_i * delta_i, which ranks latents for patching (delta = f_donor - f) and
-for ablation (delta = -f) with one backward pass per batch.
+for ablation (delta = -f) with one backward pass per batch. With `read_hook` the code is read
+from another hook (a transcoder: the MLP input) and the decoder is spliced in at `hook`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,43 @@ def clamp_per_item(sae, latents: Sequence[int], values: torch.Tensor) -> Callabl
     return fn
 
 
+def ablate_rows(sae, latents: Sequence[int]) -> Callable:
+    """The latents `latents` set to 0, the rest of the code and the error kept: x +
+    decode(f with f[L] = 0) - decode(f). Needs only `encode` and `decode`."""
+    idx = torch.as_tensor(latents, dtype=torch.long)
+
+    def fn(x: torch.Tensor, hook=None) -> torch.Tensor:
+        rows, back = _rows(x)
+        f = sae.encode(rows)
+        g = f.clone()
+        g[:, idx] = 0
+        return back(rows + sae.decode(g) - sae.decode(f))
+
+    return fn
+
+
+def transcoder_ablation(tc, layer: int, latents: Sequence[int]) -> list[tuple[str, Callable]]:
+    """Hooks that ablate transcoder latents `latents` of MLP `layer`: the MLP input is read
+    at hook_resid_mid (the hook runs before the MLP in the same forward pass), and the MLP
+    output becomes y + decode(f with f[L] = 0) - decode(f), f the code of that input (what
+    the MLP computes beyond the transcoder is kept)."""
+    idx = torch.as_tensor(latents, dtype=torch.long)
+    store = {}
+
+    def read(x: torch.Tensor, hook=None) -> torch.Tensor:
+        store["x"] = x
+        return x
+
+    def write(y: torch.Tensor, hook=None) -> torch.Tensor:
+        rows, back = _rows(y)
+        f = tc.encode(store.pop("x").reshape(len(rows), -1).float())
+        g = f.clone()
+        g[:, idx] = 0
+        return back(rows + tc.decode(g) - tc.decode(f))
+
+    return [(f"blocks.{layer}.hook_resid_mid", read), (f"blocks.{layer}.hook_mlp_out", write)]
+
+
 def project_rows(rows: torch.Tensor) -> Callable:
     """x with its component in the span of `rows` (n, d) removed (e.g. decoder rows of the
     latents that carry a shortcut): a fixed linear map, no SAE at steering time."""
@@ -109,10 +151,11 @@ def project_rows(rows: torch.Tensor) -> Callable:
 
 
 def code_gradient(model, sae, hook: str, token_ids: Sequence[np.ndarray], targets: np.ndarray,
-                  batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """(f, grad), each (N, d_sae): the SAE code of `model`'s activation at `hook` at each
-    sequence's last position, and d log p(targets[n]) / d f there (the SAE spliced in at that
-    position only, its error held fixed)."""
+                  batch_size: int = 128, read_hook: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f, grad), each (N, d_sae): the SAE code of `model`'s activation at `hook` (or at
+    `read_hook`, which must run earlier in the forward pass) at each sequence's last position,
+    and d log p(targets[n]) / d f there (the decoder spliced in at `hook` at that position only,
+    the activation's value unchanged: the error held fixed)."""
     codes, grads = [], []
     dev = next(model.parameters()).device
     for b in range(0, len(token_ids), batch_size):
@@ -121,17 +164,22 @@ def code_gradient(model, sae, hook: str, token_ids: Sequence[np.ndarray], target
         rows = torch.arange(len(tokens), device=dev)
         store = {}
 
+        def read(x, hook):
+            store["x"] = x[rows, last].detach().float()
+            return x
+
         def splice(x, hook):
-            xl = x[rows, last].float()
-            f = sae.encode(xl.detach()).detach().requires_grad_(True)
+            xl = x[rows, last].detach().float()
+            f = sae.encode(store["x"] if read_hook else xl).detach().requires_grad_(True)
             recon = sae.decode(f)
             store["f"] = f
             x = x.clone()
-            x[rows, last] = (recon + (xl - recon).detach()).to(x.dtype)
+            x[rows, last] = (xl + recon - recon.detach()).to(x.dtype)
             return x
 
+        hooks = ([(read_hook, read)] if read_hook else []) + [(hook, splice)]
         with torch.enable_grad():
-            logits = model.run_with_hooks(tokens.to(dev), fwd_hooks=[(hook, splice)])
+            logits = model.run_with_hooks(tokens.to(dev), fwd_hooks=hooks)
             lp = logits[rows, last].float().log_softmax(-1)
             t = torch.as_tensor(np.asarray(targets[b:b + batch_size]), device=dev)
             (g,) = torch.autograd.grad(lp[rows, t].sum(), store["f"])

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from activations.models import load_bridge
-from features.ladder import (ablation_attribution, clamp_per_item, code_gradient, patch_attribution, patch_error,
-                             patch_latents, project_rows)
+from features.ladder import (ablate_rows, ablation_attribution, clamp_per_item, code_gradient, patch_attribution,
+                             patch_error, patch_latents, project_rows, transcoder_ablation)
 from features.patching import LastTokenRunner, patched_last_logits
 from tests.helpers import plus_minus_sae, save_tiny_model
 
@@ -117,7 +117,7 @@ def test_the_training_set_never_shares_a_prompt_with_the_probe_items():
     choice sets) from the eval split: no prompt in common, and the guard refuses one that does."""
     from experiments.behavior.suite import distinct_problems
     from experiments.cache_set import CacheSetConfig, token_set
-    from experiments.elicit.sites_stage import check_disjoint, prompts_of_tokens
+    from experiments.elicit.site_data import check_disjoint, prompts_of_tokens
     from experiments.organisms.tokenizer import build_tokenizer
     from experiments.probe_items import probe_items
     from experiments.tasks import ArithmeticTask, TaskConfig
@@ -140,3 +140,108 @@ def test_the_training_set_never_shares_a_prompt_with_the_probe_items():
     leak = train | {held[0].prompt}
     with pytest.raises(ValueError, match="shares 1 prompts with the probe items"):
         check_disjoint(leak, P, tok)
+
+
+def test_ablate_rows_by_hand():
+    sae = plus_minus_sae(3, 2)
+    # x = (2, -1, 5): code (2, 0, 0, 1); ablating latent 3 (-e1, activation 1) adds back e1
+    assert ablate_rows(sae, [3])(X).tolist() == [[[2.0, 0.0, 5.0]]]
+    assert ablate_rows(sae, [0, 3])(X).tolist() == [[[0.0, 0.0, 5.0]]]  # the error (0, 0, 5) kept
+    assert ablate_rows(sae, [1, 2])(X).tolist() == X.tolist()            # latents that do not fire
+
+
+def _transcoder(d: int, seed: int = 0):
+    """A TopK transcoder with random weights, saved and loaded back as SAELens loads it."""
+    from sae.transcoder import TopKTranscoder
+
+    torch.manual_seed(seed)
+    tc = TopKTranscoder(d, d, 2 * d, 4)
+    with torch.no_grad():
+        tc.b_enc.fill_(0.5)  # most latents fire
+    return tc
+
+
+def test_transcoder_ablation_by_hand_on_a_tiny_model(tmp_path):
+    """The MLP output at the last position loses exactly f[L] @ W_dec[L] (f the code of the
+    MLP input there); the MLP input and every other position are left alone."""
+    model = load_bridge(save_tiny_model(tmp_path / "m"))
+    d = model.cfg.d_model
+    tc = _transcoder(d)
+    ids = _items(5)
+    lat = [0, 3, 5]
+    seen = {}
+
+    def keep(name):
+        def fn(x, hook):
+            seen[name] = x.detach().clone()
+            return x
+        return fn
+
+    base_hooks = [("blocks.0.hook_resid_mid", keep("mid")), ("blocks.0.hook_mlp_out", keep("out"))]
+    runner = LastTokenRunner(model, ids)
+    runner.logits(hooks_for=lambda a, n: base_hooks)
+    mid, out = seen["mid"].reshape(len(ids), d), seen["out"].reshape(len(ids), d)
+    f = tc.encode(mid)
+    assert (f[:, lat] > 0).any()  # the ablated latents do something
+    want = out - f[:, lat] @ tc.W_dec[lat] / tc.scale_out
+    hooks = transcoder_ablation(tc, 0, lat) + [("blocks.0.hook_resid_post", keep("post"))]
+    runner.logits(hooks_for=lambda a, n: hooks)
+    got = seen["post"].reshape(len(ids), d) - mid  # resid_post = resid_mid + mlp_out
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_code_gradient_through_a_transcoder_matches_a_finite_difference(tmp_path):
+    """With `read_hook` the code is the transcoder's of the MLP input and the gradient flows
+    through its decoder into the MLP output."""
+    model = load_bridge(save_tiny_model(tmp_path / "m"))
+    tc = _transcoder(model.cfg.d_model, seed=1)
+    ids, targets = _items(6), np.array([5, 6, 7, 8, 9, 10])
+    code, grad = code_gradient(model, tc, "blocks.0.hook_mlp_out", ids, targets, batch_size=4,
+                               read_hook="blocks.0.hook_resid_mid")
+    runner = LastTokenRunner(model, ids)
+    lp = lambda logits: logits.log_softmax(-1)[torch.arange(6), torch.as_tensor(targets)]  # noqa: E731
+    i = int(code[0].argmax())
+    eps = 1e-2
+    w = (tc.W_dec[i] / tc.scale_out).detach()
+
+    def at(delta: float) -> torch.Tensor:  # latent i moved by delta: the MLP output moves by delta * its decoder row
+        return lp(runner.logits(fwd_hooks=[("blocks.0.hook_mlp_out", lambda y, hook: y + delta * w)]))
+
+    central = (at(eps) - at(-eps)) / (2 * eps)
+    assert torch.allclose(central, grad[:, i], rtol=0.02, atol=5e-3)
+    assert grad[:, i].abs().max() > 0.05
+
+
+def test_the_crosscoder_view_of_one_model_is_its_code_with_the_other_term_given():
+    """With the base's encoder term of a row supplied, the variant-alone view gives that row's
+    crosscoder code exactly; with the mean term it differs only through the base's part."""
+    from sae.crosscoder import Crosscoder
+    from sae.crosscoder_view import OneModelView, other_term
+
+    torch.manual_seed(0)
+    cc = Crosscoder(6, 16, 3, 2, ["base", "v"])
+    with torch.no_grad():
+        cc.scale.copy_(torch.tensor([0.5, 2.0]))
+        cc.b_dec.normal_()
+        cc.b_enc.fill_(0.1)
+        cc.threshold.fill_(0.05)
+    x = torch.randn(4, 2, 6)
+    for row in range(4):
+        view = OneModelView(cc, 1, other_term(cc, [x[row:row + 1]], 0))
+        assert torch.allclose(view.encode(x[row:row + 1, 1]), cc.encode(x[row:row + 1]), atol=1e-6)
+        f = cc.encode(x[row:row + 1])
+        assert torch.allclose(view.decode(f), cc.decode(f)[:, 1], atol=1e-6)
+    mean = other_term(cc, [x[:2], x[2:]], 0)  # a mean over batches of the rows' terms
+    terms = torch.stack([other_term(cc, [x[r:r + 1]], 0) for r in range(4)])
+    assert torch.allclose(mean, terms.mean(0), atol=1e-6)
+    assert torch.allclose(OneModelView(cc, 1, mean).W_dec, cc.W_dec[:, 1] / 2.0)
+
+
+def test_finetuned_candidates_put_the_finetuned_only_latents_first():
+    from experiments.elicit.dictionaries import finetuned_candidates
+
+    delta = [0.05, 0.3, 0.5, 0.02, 0.35, 0.95, 0.01]
+    classes = ["finetuned_only", "other", "shared", "finetuned_only", "other", "base_only", "dead"]
+    score = torch.tensor([1.0, 5.0, 9.0, 2.0, -1.0, 7.0, 8.0])
+    order, n_ft = finetuned_candidates(delta, classes, score)
+    assert (order, n_ft) == ([3, 0, 1, 4], 2)  # fine-tuned-only by score, then leaning by score; no dead

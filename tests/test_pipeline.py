@@ -310,6 +310,32 @@ def test_the_elicit_stage_on_the_quick_run(quick_run):
             assert r["null"]["n"] == cfg.elicit.null_draws
     assert len(site["explanations"]) == d_sae and any(e for e in site["explanations"])
     assert set(rec["transcoders"]["transcoder@1"]) == {"base", "sft-noisy-trace"}
+    # the crosscoder at its site: classes of every latent, dead fraction on held-out rows, and
+    # its fine-tuned-leaning latents ablated with a null wherever a size was eligible
+    cc = rec["crosscoders"]["blocks.1.hook_resid_post"]
+    d_cc = cfg.elicit.crosscoder.expansion * cfg.organisms.model.d_model
+    assert len(cc["latent_class"]) == len(cc["delta"]) == len(cc["explanations"]) == d_cc
+    assert sum(cc["counts"].values()) == d_cc and cc["counts"]["dead"] == cc["latent_class"].count("dead")
+    assert cc["dead_fraction"] == pytest.approx(cc["counts"]["dead"] / d_cc)
+    ab = cc["ablate_finetuned_latents"]
+    assert all(rec_delta < 0.4 for e in ab["entries"] for rec_delta in [cc["delta"][j] for j in e["latents"]])
+    assert all(e["n"] <= ab["candidates"] for e in ab["entries"])
+    ts = rec["transcoder_sites"]["transcoder@1"]
+    assert [e["n"] for e in ts["ablate_shortcut_latents"]["entries"]] == cfg.elicit.counts
+    for r in (ab, ts["ablate_shortcut_latents"]):
+        assert r["chosen"] is None or r["null"]["n"] == cfg.elicit.null_draws
+    # the headline is the best on the choice set among every site's, crosscoder's and transcoder's
+    every = [(s, n, r) for s, x in rec["sites"].items() for n, r in x.items() if isinstance(r, dict) and "chosen" in r]
+    every += [("crosscoder@blocks.1.hook_resid_post", "ablate_finetuned_latents", ab),
+              ("transcoder@1", "ablate_shortcut_latents", ts["ablate_shortcut_latents"])]
+    gaps = [(next(e for e in r["entries"] if e["n"] == r["chosen"])["metrics"]["choose"]["follow"]["gap_recovered"]["value"], s, n)
+            for s, n, r in every if r["chosen"] is not None]
+    if gaps:
+        assert max(gaps)[0] == pytest.approx(next(g for g, s, n in gaps if (s, n) == (rec["headline"]["site"], rec["headline"]["intervention"])))
+    # explanations in each model's features table
+    f = json.loads((run / "features" / "base.json").read_text())
+    assert len(f["explanations"]) == cfg.sae.train.expansion * cfg.organisms.model.d_model
+    assert any(r["explanation"] for r in f["table"]["rows"])
     report = json.loads((run / "report.json").read_text())
     assert "feature_intervention_elicits" in {c["claim"] for c in report["claims"]}
     assert "## Elicitation ladder" in (run / "report.md").read_text()

@@ -1,6 +1,7 @@
 """The features stage: features/<model>.json for every model of the run.
 
-Every model: ReasonScore and value probes of its own SAE, and (base and each variant of
+Every model: ReasonScore, value probes and ground-truth explanations (`explain_site`, on its
+cache's labels) of its own SAE, and (base and each variant of
 `ElicitConfig.variants`) causal scores on the choice set, with the ranked table. Each variant
 also: the latent shift at the answer position and decoder matching against the base, the
 crosscoder's reasoning latents (where the sae stage trained one), mean activation of the
@@ -22,6 +23,7 @@ from experiments.elicit.latents import (causal_record, chosen_by_role, crosscode
                                         ranked_table, reason_score_record, shift_record, value_probe_record)
 from experiments.elicit.patching import patching_table
 from experiments.elicit.probe import Probe, evaluate_sets
+from experiments.elicit.site_data import explain_site
 from experiments.rundir import RunDir
 from features.latent_stats import decoder_matching, latent_shift, position_activations
 from features.reason_score import reason_scores
@@ -60,6 +62,8 @@ def run_features(run: RunDir | Path, models: list[str], cfg: ElicitConfig, hook:
             record = {"model": name, "hook": hook, "sae": run.relative(run.sae(name)),
                       "reason_score": reason_score_record(rs, cfg)}
             record["value_probes"] = value_probe_record(sae, run, name, hook, cfg, seed)
+            # ground truth for every latent: the label predicate that best predicts where it fires
+            record["explanations"] = explain_site(sae, run.cache(name), hook, tok)
             if name == "base" or name in cfg.variants:
                 model = base if name == "base" else load_bridge(str(run.model(name)), device)
                 probe = Probe(run, name, task, tok, cfg, seed)  # built once, reused below for variants

@@ -143,6 +143,12 @@ def chosen_by_role(sae, run: RunDir, variant: str, hook: str, latents: list[int]
     return out
 
 
+def _text(explanations: list | None, latent: int) -> str | None:
+    """A latent's ground-truth explanation text (None: not explained, or too rare)."""
+    e = explanations[latent] if explanations and latent < len(explanations) else None
+    return e["text"] if e else None
+
+
 def ranked_table(record: dict) -> dict:
     """Every score per latent for the union of each score's top latents, and the chosen
     reasoning latents (top ReasonScore), value latents (top AUROC) and causal latents (most
@@ -158,5 +164,6 @@ def ranked_table(record: dict) -> dict:
     rows = [{"latent": i, "reason_score": rs[i], "value_auroc": au[i],
              "value": record["value_probes"]["detects"][i],
              **{f"attribution_{s}": c["attribution"][i] for s, c in causal.items()},
-             **{f"ablation_{s}": e.get(i) for s, e in exact.items()}} for i in ids]
+             **{f"ablation_{s}": e.get(i) for s, e in exact.items()},
+             "explanation": _text(record.get("explanations"), i)} for i in ids]
     return {"chosen": chosen, "rows": rows}

@@ -1,5 +1,5 @@
 """What the elicit stage reads of its training caches (elicit/activations/<model>/): the
-rows its SAEs train on (`SiteRows`), SAE and transcoder quality at the answer prefix, the
+rows its SAEs train on (`SiteRows`), the guard that keeps the probe items out of it, SAE and transcoder quality at the answer prefix, the
 per-answer mean codes the clamps use, and the ground-truth explanation of every latent."""
 
 from __future__ import annotations
@@ -27,6 +27,28 @@ class SiteRows:
         h = ((cols["seq"].astype(np.uint64) * np.uint64(2654435761) + cols["pos"].astype(np.uint64))
              % np.uint64(1_000_003)).astype(np.float64) / 1_000_003
         return split & ((cols["answer_prefix"] == 1) | (h < self.other_fraction))
+
+
+def prompts_of_tokens(tok, ids: list[np.ndarray], answer_prefix: str) -> set[str]:
+    """The question part ("Q:...=") of every tokenised training text."""
+    out = set()
+    for seq in ids:
+        text = tok.decode(seq, skip_special_tokens=True).replace(" ", "")
+        out.add(text.split("=", 1)[0] + "=" if "=" in text else text)
+    return out
+
+
+def check_disjoint(train_prompts: set[str], probe, tok) -> int:
+    """Refuse a training set that shares a prompt with the held-out or choice probe items of
+    `probe` (an `experiments.elicit.probe.Probe`); returns how many probe prompts were checked."""
+    probe_prompts = set()
+    for items in (probe.sets["heldout"], probe.choose):
+        probe_prompts |= prompts_of_tokens(tok, items.ids, "")
+    shared = train_prompts & probe_prompts
+    if shared:
+        raise ValueError(f"the elicit training set shares {len(shared)} prompts with the probe items "
+                         f"(e.g. {sorted(shared)[:3]}): it must come from the train split")
+    return len(probe_prompts)
 
 
 @torch.no_grad()
@@ -65,13 +87,17 @@ def value_means(sae, cache_path: Path, hook: str, rows: SiteRows, vocab: int) ->
 
 
 @torch.no_grad()
-def explain_site(sae, cache_path: Path, hook: str, tok, max_rows: int = 150_000) -> list[dict | None]:
+def explain_site(sae, cache_path: Path, hook: str, tok, max_rows: int = 150_000,
+                 paired_with: Path | None = None) -> list[dict | None]:
     """Every latent of `sae` explained by the ground-truth label predicate (or conjunction of
     two) that best predicts where it fires (`features.explain`), on the first `max_rows` rows
     of the cache: chosen on examples with `example % 5 != 0`, scored on the others. Beside
     the task's labels, two answer columns per token: `cot_answer`, the answer the text's CoT
     implies (its written answer), and `true_answer`, the problem's answer (they differ on
-    corrupted CoTs): a latent of the memorised shortcut follows the second, a readout the first."""
+    corrupted CoTs): a latent of the memorised shortcut follows the second, a readout the first
+    (only where the cache marks the answer prefix; any cache with the task's labels works).
+    `paired_with`: the base's token-aligned cache, for a crosscoder (its code reads both
+    models' rows, base first)."""
     from activations.cache import open_cache
     from experiments.cache_set import TEXT_VARIANTS
     from experiments.tasks import ROLES, SLOTS
@@ -79,17 +105,24 @@ def explain_site(sae, cache_path: Path, hook: str, tok, max_rows: int = 150_000)
 
     with open_cache(cache_path) as c:
         n = min(max_rows, c.n_rows)
-        names = ["role", "step", "value", "slot", "op", "variant", "abstain", "answer_prefix"]
+        # every label the cache has (the sae stage's probe cache has no answer_prefix column)
+        names = [k for k in ("role", "step", "value", "slot", "op", "variant", "abstain", "answer_prefix")
+                 if k in c.meta["label_names"]]
         cols = {k: c.column(k)[:n].astype(np.int64) for k in (*names, "seq", "example", "token_ids")}
-        f = sae.encode(c.activations(hook)[:n].float())
-    at = np.flatnonzero(cols["answer_prefix"] == 1)
-    at = at[at + 1 < n]
-    answer_of_seq = dict(zip(cols["seq"][at], cols["token_ids"][at + 1]))
-    gold = {e: a for e, a, var in zip(cols["example"][at], cols["token_ids"][at + 1], cols["variant"][at])
-            if var == TEXT_VARIANTS.index("gold")}
+        x = c.activations(hook)[:n].float()
+        if paired_with is not None:
+            with open_cache(paired_with) as b:
+                x = torch.stack([b.activations(hook)[:n].float(), x], 1)
+        f = sae.encode(x)
     labels = {k: cols[k] for k in names}
-    labels["cot_answer"] = np.array([answer_of_seq.get(q, -1) for q in cols["seq"]])
-    labels["true_answer"] = np.array([gold.get(e, -1) for e in cols["example"]])
+    if "answer_prefix" in cols:
+        at = np.flatnonzero(cols["answer_prefix"] == 1)
+        at = at[at + 1 < n]
+        answer_of_seq = dict(zip(cols["seq"][at], cols["token_ids"][at + 1]))
+        gold = {e: a for e, a, var in zip(cols["example"][at], cols["token_ids"][at + 1], cols["variant"][at])
+                if var == TEXT_VARIANTS.index("gold")}
+        labels["cot_answer"] = np.array([answer_of_seq.get(q, -1) for q in cols["seq"]])
+        labels["true_answer"] = np.array([gold.get(e, -1) for e in cols["example"]])
     vocab = [tok.convert_ids_to_tokens(i) for i in range(len(tok))]
     value_names = {"role": list(ROLES), "slot": list(SLOTS), "variant": list(TEXT_VARIANTS),
                    "cot_answer": vocab, "true_answer": vocab}

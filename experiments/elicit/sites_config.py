@@ -9,6 +9,7 @@ from activations.cache import CacheWriteConfig
 from experiments.cache_set import CacheSetConfig
 from experiments.tasks.arithmetic import Split
 from sae.config import SAETrainConfig
+from sae.crosscoder import CrosscoderConfig
 from sae.transcoder import TranscoderConfig
 
 
@@ -48,15 +49,23 @@ class SitesConfig:
         architecture="topk", expansion=8, k=16, lr=1e-3, steps=600, batch_size=4096, buffer_rows=262_144,
         norm_batches=10, checkpoints=0))
     """Training of every site SAE (each model's, same seed and data order: paired)."""
+    crosscoder_sites: list[str] = field(default_factory=list)
+    """Hooks with a base x variant crosscoder per variant (`{l}`: every layer), trained on the
+    same rows as the SAEs; its fine-tuned-leaning latents are ablated in the variant alone."""
+    crosscoder: CrosscoderConfig = field(default_factory=lambda: CrosscoderConfig(
+        expansion=8, k=16, lr=5e-4, steps=600, batch_size=4096, buffer_rows=262_144, norm_batches=10))
+    """Training of every site crosscoder (BatchTopK with the AuxK dead-latent loss)."""
     transcoders: list[int] = field(default_factory=list)
-    """Layers whose MLP gets a transcoder of each model (MLP input `blocks.L.hook_resid_mid`
-    to MLP output `blocks.L.hook_mlp_out`, both cached), scored in the site sweep."""
+    """Layers whose MLP gets a transcoder (MLP input `blocks.L.hook_resid_mid` to MLP output
+    `blocks.L.hook_mlp_out`, both cached): the variant's (the base's too with `train_base`),
+    scored in the site sweep; the variant's latents carrying the shortcut are ablated."""
     transcoder: TranscoderConfig = field(default_factory=lambda: TranscoderConfig(
         expansion=8, k=16, lr=1e-3, steps=600, batch_size=4096, buffer_rows=262_144, norm_batches=10))
     """Training of every transcoder."""
     train_base: bool = True
-    """Train the base's SAE at every site too (its quality beside the variant's in the site
-    sweep). The ladder and the interventions read only the variant's SAEs: the demo skips it."""
+    """Train the base's SAE at every site, and its transcoders, too (their quality beside the
+    variant's in the site sweep). The ladder and the interventions read only the variant's
+    dictionaries: the demo skips it."""
     ladder_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128, 256])
     """N of the latent-patching ladder: the N latents of largest attribution patched from the
     base (and all of them, with and without the error term)."""

@@ -42,17 +42,18 @@ import time
 import numpy as np
 import torch
 
+from experiments.elicit.interventions import add_null, chosen_entry, gap, random_latent_null, sweep
 from experiments.elicit.probe import Probe, ProbeRunner
-from experiments.elicit.site_data import (SiteRows, explain_site, sae_quality, transcoder_hooks, transcoder_quality,
+from experiments.elicit.site_data import (SiteRows, check_disjoint, explain_site, prompts_of_tokens, sae_quality, transcoder_hooks, transcoder_quality,
                                          value_means)
 from experiments.elicit.sites_config import SitesConfig
 from experiments.probe_items import item_metrics
 from experiments.rundir import RunDir
 from features.ladder import (ablation_attribution, clamp_per_item, code_gradient, patch_attribution, patch_error,
                              patch_latents, project_rows)
-from features.latent_stats import matched_random_latents, position_activations
+from features.latent_stats import position_activations
 from features.patching import last_logits
-from features.stats import gap_recovered, null_summary
+from features.stats import gap_recovered
 from features.steer import ablate_latents
 
 METRICS = ("follow", "accuracy")
@@ -60,28 +61,6 @@ METRICS = ("follow", "accuracy")
 INTERVENTIONS = ("ablate_shortcut_latents", "project_shortcut_subspace", "clamp_value_latents",
                  "clamp_value_latents_base_means")
 """The base-free interventions, in the order of a record."""
-
-
-def prompts_of_tokens(tok, ids: list[np.ndarray], answer_prefix: str) -> set[str]:
-    """The question part ("Q:...=") of every tokenised training text."""
-    out = set()
-    for seq in ids:
-        text = tok.decode(seq, skip_special_tokens=True).replace(" ", "")
-        out.add(text.split("=", 1)[0] + "=" if "=" in text else text)
-    return out
-
-
-def check_disjoint(train_prompts: set[str], probe: Probe, tok) -> int:
-    """Refuse a training set that shares a prompt with the held-out or choice probe items;
-    returns how many probe prompts were checked."""
-    probe_prompts = set()
-    for items in (probe.sets["heldout"], probe.choose):
-        probe_prompts |= prompts_of_tokens(tok, items.ids, "")
-    shared = train_prompts & probe_prompts
-    if shared:
-        raise ValueError(f"the elicit training set shares {len(shared)} prompts with the probe items "
-                         f"(e.g. {sorted(shared)[:3]}): it must come from the train split")
-    return len(probe_prompts)
 
 
 class Measure:
@@ -97,28 +76,20 @@ class Measure:
         for s in sets or self.sets:
             items = self.sets[s]
             logits = self.runner.runners[id(items.ids)].logits(
-                hooks_for=lambda start, n, s=s: [(self.site, fn_of(s, start, n))])
+                hooks_for=lambda start, n, s=s: _hooks(self.site, fn_of(s, start, n)))
             m = item_metrics(logits, items)
             out[s] = {k: _plain(m[k]) | {"gap_recovered": _plain(gap_recovered(
                 m[k], self.ref["base"][s][k], self.ref["variant"][s][k]))} for k in METRICS}
         return out
 
 
+def _hooks(site: str, fn) -> list:
+    """An intervention's hooks: one function at the measured site, or (hook, function) pairs."""
+    return list(fn) if isinstance(fn, list) else [(site, fn)]
+
+
 def _plain(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "by_problem"}
-
-
-def _gap(entry: dict, s: str, metric: str = "follow") -> float | None:
-    return entry["metrics"][s][metric]["gap_recovered"]["value"]
-
-
-def choose_size(entries: list[dict], ref: dict, max_drop: float) -> dict | None:
-    """The entry of largest choice-set follow gap recovered among those whose choice-set
-    accuracy stays within `max_drop` of the variant's (None if none is eligible)."""
-    floor = ref["variant"]["choose"]["accuracy"]["value"] - max_drop
-    ok = [e for e in entries if e["metrics"]["choose"]["accuracy"]["value"] >= floor
-          and _gap(e, "choose") is not None]
-    return max(ok, key=lambda e: _gap(e, "choose"), default=None)
 
 
 def elicit_site(model, base, sae, site: str, probe: Probe, runner: ProbeRunner, ref: dict,
@@ -170,50 +141,47 @@ def elicit_site(model, base, sae, site: str, probe: Probe, runner: ProbeRunner, 
              "clamp_value_latents_base_means": means["base"].var(0).argsort(descending=True)}
     counts = [n for n in cfg.counts if n <= d_sae]
     for name in INTERVENTIONS:
-        entries = [{"n": n, "latents": order[name][:n].tolist(), "metrics": measure(make[name](order[name][:n].tolist()))}
-                   for n in counts]
-        best = choose_size(entries, ref, cfg.max_accuracy_drop)
-        rec = {"entries": entries, "chosen": None if best is None else best["n"]}
-        if best is not None:
-            draws = []
-            for d in range(1, cfg.null_draws + 1):
-                if name.startswith("clamp"):
-                    # the same latents clamped to the means of a wrong answer (a derangement of the
-                    # answers): does the value read off the CoT matter, or would any clamp do?
-                    g = torch.Generator().manual_seed(seed + 1000 * d)
-                    while True:
-                        order_ = answers[torch.randperm(len(answers), generator=g)]
-                        if not (order_ == answers).any():
-                            break
-                    perm = torch.arange(means["base"].shape[0])
-                    perm[answers] = order_
-                    fn = clamp(means["variant" if name == "clamp_value_latents" else "base"], perm)(best["latents"])
-                else:  # the same operation on random latents of matched firing frequency
-                    fn = make[name](matched_random_latents(freq, best["latents"], seed + 1000 * d + best["n"],
-                                                           cfg.control_pool))
-                draws.append(_gap({"metrics": measure(fn, sets=["heldout"])}, "heldout"))
-            rec["null"] = null_summary(_gap(best, "heldout"), draws)
-            rec["null_kind"] = "wrong answer's means" if name.startswith("clamp") else "matched random latents"
+        rec = sweep(make[name], order[name], counts, measure, ref, cfg.max_accuracy_drop)
+        if name.startswith("clamp"):
+            table = means["variant" if name == "clamp_value_latents" else "base"]
+            lat = (chosen_entry(rec) or {}).get("latents")
+            draw = lambda d, table=table, lat=lat: clamp(table, derangement(answers, table.shape[0], seed + 1000 * d))(lat)
+            add_null(rec, measure, draw, cfg.null_draws, "wrong answer's means")
+        else:
+            add_null(rec, measure, random_latent_null(make[name], rec, freq, seed, cfg.control_pool), cfg.null_draws,
+                     "matched random latents")
         out[name] = rec
     return out
+
+
+def derangement(answers: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """(size,) a map of answer tokens sending each of `answers` to another of them (a
+    derangement, seeded), identity elsewhere: the clamps' null reads a wrong answer's means
+    (does the value read off the CoT matter, or would any clamp do?)."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        order = answers[torch.randperm(len(answers), generator=g)]
+        if not (order == answers).any():
+            break
+    perm = torch.arange(size)
+    perm[answers] = order
+    return perm
 
 
 def _decoder_rows(sae, latents: list[int]) -> torch.Tensor:
     return sae.W_dec[torch.as_tensor(latents)].detach().float()
 
 
-def headline(sites: dict, ref: dict, max_drop: float) -> dict | None:
-    """The base-free intervention and site chosen on the choice set (largest choice follow gap
-    recovered at its chosen size), with its held-out and trained numbers and null."""
+def headline(candidates: list[tuple[str, str, dict]]) -> dict | None:
+    """The base-free intervention chosen on the choice set among `candidates` ((site or
+    dictionary, intervention, its record) of every site, crosscoder and transcoder): the
+    largest choice follow gap recovered at its chosen size, with its held-out and trained
+    numbers and null."""
     best = None
-    for site, rec in sites.items():
-        for name in INTERVENTIONS:
-            r = rec[name]
-            if r["chosen"] is None:
-                continue
-            e = next(e for e in r["entries"] if e["n"] == r["chosen"])
-            if best is None or _gap(e, "choose") > _gap(best[2], "choose"):
-                best = (site, name, e, r["null"])
+    for site, name, r in candidates:
+        e = chosen_entry(r) if r.get("chosen") is not None else None
+        if e is not None and (best is None or gap(e, "choose") > gap(best[2], "choose")):
+            best = (site, name, e, r["null"])
     if best is None:
         return None
     site, name, e, null = best
@@ -224,11 +192,23 @@ def headline(sites: dict, ref: dict, max_drop: float) -> dict | None:
             "null": null}
 
 
+def candidates(out: dict) -> list[tuple[str, str, dict]]:
+    """Every base-free intervention of a variant's record, labelled by where it acts."""
+    c = [(site, name, rec[name]) for site, rec in out["sites"].items() for name in INTERVENTIONS]
+    c += [(f"crosscoder@{site}", "ablate_finetuned_latents", rec["ablate_finetuned_latents"])
+          for site, rec in out.get("crosscoders", {}).items()]
+    c += [(k, "ablate_shortcut_latents", rec["ablate_shortcut_latents"]) for k, rec in out.get("transcoder_sites", {}).items()]
+    return c
+
+
 def elicit_variant(run: RunDir, v: str, base, task, tok, cfg: SitesConfig, features_cfg, hooks: list[str],
-                   seed: int, device: str, log) -> dict:
-    """elicit/<v>.json: every site of `hooks` for variant `v`."""
+                   seed: int, device: str, log, crosscoder_hooks: list[str] = ()) -> dict:
+    """elicit/<v>.json: every site of `hooks` for variant `v`, and its crosscoders (at
+    `crosscoder_hooks`) and transcoders."""
     from activations.models import load_bridge
+    from experiments.elicit.dictionaries import crosscoder_site, crosscoder_summary, transcoder_site
     from sae.load import load_sae_folder
+    from sae.transcoder import load_transcoder
 
     ft = load_bridge(str(run.model(v)), device)
     probe = Probe(run, v, task, tok, features_cfg, seed)
@@ -250,11 +230,32 @@ def elicit_variant(run: RunDir, v: str, base, task, tok, cfg: SitesConfig, featu
         out["sites"][site] = elicit_site(ft, base, sae, site, probe, runner, ref, means, cfg, seed)
         out["sites"][site]["explanations"] = explain_site(sae, run.elicit_cache(v), site, tok)
         o = out["sites"][site]
-        log(f"  elicit {v} {site}: oracle follow gap {_fmt(_gap(o['oracle'], 'heldout'))}, "
-            + ", ".join(f"{n} {_fmt(_gap(next(e for e in o[n]['entries'] if e['n'] == o[n]['chosen']), 'heldout'))}"
+        log(f"  elicit {v} {site}: oracle follow gap {_fmt(gap(o['oracle'], 'heldout'))}, "
+            + ", ".join(f"{n} {_fmt(gap(next(e for e in o[n]['entries'] if e['n'] == o[n]['chosen']), 'heldout'))}"
                         f" (n={o[n]['chosen']})" for n in INTERVENTIONS if o[n]["chosen"] is not None)
             + f" ({time.perf_counter() - t0:.1f} s)")
-    out["headline"] = headline(out["sites"], ref, cfg.max_accuracy_drop)
+    for site in crosscoder_hooks:
+        t0 = time.perf_counter()
+        rec, view = crosscoder_summary(run, v, site, cfg, tok)
+        rec["ablate_finetuned_latents"] = crosscoder_site(ft, view, rec, site, probe, Measure(runner, sets, ref, site),
+                                                         ref, cfg, seed)
+        out.setdefault("crosscoders", {})[site] = rec
+        r = rec["ablate_finetuned_latents"]
+        log(f"  elicit crosscoder {v} {site}: dead {rec['dead_fraction']:.1%} (answer prefix "
+            f"{rec['dead_at_answer_prefix']:.1%}), {rec['counts']}, ablate_finetuned_latents "
+            f"{_fmt(gap(chosen_entry(r), 'heldout')) if r['chosen'] else 'none eligible'} ({time.perf_counter() - t0:.1f} s)")
+    for layer in cfg.transcoders:
+        t0 = time.perf_counter()
+        path = run.elicit_sae(v, f"transcoder-{layer}")
+        tc = load_transcoder(path, device)
+        r = transcoder_site(ft, tc, layer, probe, Measure(runner, sets, ref, f"blocks.{layer}.hook_mlp_out"), ref, cfg,
+                            seed)
+        out.setdefault("transcoder_sites", {})[f"transcoder@{layer}"] = {
+            "path": run.relative(path), "layer": layer, "ablate_shortcut_latents": r,
+            "explanations": explain_site(tc, run.elicit_cache(v), f"blocks.{layer}.hook_resid_mid", tok)}
+        log(f"  elicit transcoder {v} MLP {layer}: ablate_shortcut_latents "
+            f"{_fmt(gap(chosen_entry(r), 'heldout')) if r['chosen'] else 'none eligible'} ({time.perf_counter() - t0:.1f} s)")
+    out["headline"] = headline(candidates(out))
     return out
 
 
@@ -279,7 +280,8 @@ def run_elicit(run: RunDir, cfg, log) -> None:
     sc: SitesConfig = cfg.elicit
     task, tok = ArithmeticTask(cfg.task), AutoTokenizer.from_pretrained(run.model("base"))
     hooks = expand_hooks(sc.sites, cfg.organisms.model.n_layers)
-    cached = list(dict.fromkeys(hooks + transcoder_hooks(sc.transcoders)))
+    cc_hooks = expand_hooks(sc.crosscoder_sites, cfg.organisms.model.n_layers) if sc.crosscoder_sites else []
+    cached = list(dict.fromkeys(hooks + cc_hooks + transcoder_hooks(sc.transcoders)))
     t0 = time.perf_counter()
     ids, labels = token_set(task, tok, sc.tokens, cfg.seed + 4000, mark_answer_prefix=True)
     n_tokens = sum(len(s) for s in ids)
@@ -315,9 +317,12 @@ def run_elicit(run: RunDir, cfg, log) -> None:
                 f"({time.perf_counter() - t0:.1f} s)")
     from sae.transcoder import load_transcoder, train_transcoder
 
+    from experiments.elicit.dictionaries import train_crosscoders
+
+    train_crosscoders(run, sc, list(sc.variants), cc_hooks, cfg.device, cfg.seed, log)
     transcoders = {}
     for layer in sc.transcoders:
-        for m in models:
+        for m in models if sc.train_base else models[1:]:
             t0 = time.perf_counter()
             out = run.elicit_sae(m, f"transcoder-{layer}")
             met = train_transcoder(run.elicit_cache(m), f"blocks.{layer}.hook_resid_mid", f"blocks.{layer}.hook_mlp_out",
@@ -330,7 +335,7 @@ def run_elicit(run: RunDir, cfg, log) -> None:
                 f"({time.perf_counter() - t0:.1f} s)")
     base = load_organism(run, cfg, "base")
     for v in sc.variants:
-        rec = elicit_variant(run, v, base, task, tok, sc, cfg.features, hooks, cfg.seed, cfg.device, log)
+        rec = elicit_variant(run, v, base, task, tok, sc, cfg.features, hooks, cfg.seed, cfg.device, log, cc_hooks)
         rec["transcoders"] = {k: {m: q for m, q in t.items() if m in ("base", v)} for k, t in transcoders.items()}
         rec |= {"training_set": {"sequences": len(ids), "tokens": n_tokens, "config": dataclasses.asdict(sc.tokens)},
                 "sae_config": dataclasses.asdict(tcfg)}

@@ -46,7 +46,8 @@ def elicit_summary(features: dict, steering: dict, validation: dict | None) -> d
     for m, f in features.items():
         vp, causal = f["value_probes"], f.get("causal", {})
         out["latents"][m] = {
-            "reason_top": f["reason_score"]["top"][:5], "value_top": vp["top"][:5],
+            "reason_top": [t | {"explanation": _explanation(f, t["latent"])} for t in f["reason_score"]["top"][:5]],
+            "value_top": vp["top"][:5],
             "sparse_probe": vp["sparse_probe"], "dense_probe": vp["dense_probe"], "value_positions": vp["n"],
             "causal": {site: c["exact"][:3] for site, c in causal.items()}}
         if "decoder_matching" in f:  # do the base's reasoning latents survive in this variant?
@@ -99,10 +100,30 @@ def _value(summary) -> float | None:
     return None if summary is None else summary.get("value")
 
 
+def _chosen(r: dict, dictionary: dict) -> dict | None:
+    """An intervention record at its chosen size (None if no size was eligible), its first
+    latents explained from `dictionary`'s explanations."""
+    gap = lambda e, st="heldout": e["metrics"][st]["follow"]["gap_recovered"]  # noqa: E731
+    e = next((e for e in r["entries"] if e["n"] == r["chosen"]), None)
+    return None if e is None else {
+        "n": e["n"], "follow_gap": gap(e), "trained_follow_gap": gap(e, "trained") if "trained" in e["metrics"] else None,
+        "accuracy": {st: e["metrics"][st]["accuracy"]["value"] for st in e["metrics"]},
+        "follow": {st: e["metrics"][st]["follow"]["value"] for st in e["metrics"]},
+        "null": r.get("null"), "explained": [_explained(dictionary, i) for i in e["latents"][:3]]}
+
+
+def _explanation(record: dict, latent: int) -> str | None:
+    """A latent's ground-truth explanation text in a record with `explanations` (None: the
+    record has none; "too rare to explain" where the latent fired too rarely)."""
+    ex = record.get("explanations")
+    if not ex:
+        return None
+    return ex[latent]["text"] if latent < len(ex) and ex[latent] else "too rare to explain"
+
+
 def _explained(site: dict, latent: int) -> str:
     """A latent with its ground-truth explanation (held-out precision and recall)."""
-    ex = (site.get("explanations") or [None] * (latent + 1))[latent]
-    return f"{latent}: " + (ex["text"] if ex else "too rare to explain")
+    return f"{latent}: {_explanation(site, latent) or 'not explained'}"
 
 
 def elicit_sites_summary(records: dict[str, dict]) -> dict:
@@ -120,24 +141,26 @@ def elicit_sites_summary(records: dict[str, dict]) -> dict:
             ladder = [(e["n"], _value(gap(e))) for e in s["ladder"]]
             # how sparse the change is: the fewest latents whose patch reaches 80% of the oracle's recovery
             enough = [n for n, g in ladder if g is not None and oracle and g >= 0.8 * oracle]
-            chosen = {}
-            for name in INTERVENTIONS:
-                r = s[name]
-                e = next((e for e in r["entries"] if e["n"] == r["chosen"]), None)
-                chosen[name] = None if e is None else {
-                    "n": e["n"], "follow_gap": gap(e), "trained_follow_gap": gap(e, "trained") if "trained" in e["metrics"] else None,
-                    "accuracy": {st: e["metrics"][st]["accuracy"]["value"] for st in e["metrics"]},
-                    "follow": {st: e["metrics"][st]["follow"]["value"] for st in e["metrics"]},
-                    "null": r.get("null"),
-                    "explained": [_explained(s, i) for i in e["latents"][:3]]}
+            chosen = {name: _chosen(s[name], s) for name in INTERVENTIONS}
             sites[site] = {"quality": rec["quality"][site], "oracle": oracle, "ladder": ladder,
                            "n_for_80pct_of_oracle": enough[0] if enough else None,
                            "error_only": _value(gap(s["error_only"])),
                            "all_latents_and_error": _value(gap(s["all_latents_and_error"])),
                            "interventions": chosen}
         ref = rec["reference"]
+        # the crosscoders' and transcoders' interventions, labelled by where they act
+        others = [(f"crosscoder@{site}", "ablate_finetuned_latents", _chosen(c["ablate_finetuned_latents"], c))
+                  for site, c in rec.get("crosscoders", {}).items()]
+        others += [(k, "ablate_shortcut_latents", _chosen(t["ablate_shortcut_latents"], t))
+                   for k, t in rec.get("transcoder_sites", {}).items()]
+        crosscoders = {site: {"dead_fraction": c["dead_fraction"], "dead_at_answer_prefix": c["dead_at_answer_prefix"],
+                              "l0": c["heldout"]["l0"], "counts": c["counts"], "rows": c["heldout"]["n"],
+                              "explained_variance": {m: c["heldout"][f"explained_variance_{m}"] for m in ("base", v)},
+                              "candidates": c["ablate_finetuned_latents"]["candidates"],
+                              "finetuned_only": c["ablate_finetuned_latents"]["finetuned_only"]}
+                       for site, c in rec.get("crosscoders", {}).items()}
         out[v] = {"tokens": rec["training_set"]["tokens"], "sites": sites, "headline": rec["headline"],
-                  "transcoders": rec.get("transcoders", {}),
+                  "transcoders": rec.get("transcoders", {}), "other_interventions": others, "crosscoders": crosscoders,
                   "reference": {m: {st: {k: ref[m][st][k]["value"] for k in ("follow", "accuracy")} for st in ref[m]}
                                 for m in ref}}
     return out
