@@ -95,7 +95,8 @@ def crosscoder_site(ft, view, rec: dict, site: str, probe, measure, ref: dict, s
     corrupt = np.flatnonzero(ch.kind == 1)
     code, grad = code_gradient(ft, view, site, [ch.ids[i] for i in corrupt], ch.implied[corrupt])
     order, n_ft_only = finetuned_candidates(rec["delta"], rec["latent_class"], ablation_attribution(grad, code))
-    sizes = sorted({n for n in sc.counts + [n_ft_only, len(order)] if 0 < n <= len(order)})
+    # a matched random null needs as many unused latents as chosen ones
+    sizes = sorted({n for n in sc.counts + [n_ft_only, len(order)] if 0 < n <= min(len(order), view.cfg.d_sae // 2)})
     make = lambda lat: (lambda s, a, b: ablate_rows(view, lat))  # noqa: E731
     out = sweep(make, order, sizes, measure, ref, sc.max_accuracy_drop) | {
         "candidates": len(order), "finetuned_only": n_ft_only,
@@ -112,6 +113,7 @@ def transcoder_site(ft, tc, layer: int, probe, measure, ref: dict, sc, seed: int
                                ch.implied[corrupt], read_hook=f"blocks.{layer}.hook_resid_mid")
     order = ablation_attribution(grad, code).argsort(descending=True)
     make = lambda lat: (lambda s, a, b: transcoder_ablation(tc, layer, lat))  # noqa: E731
-    out = sweep(make, order, [n for n in sc.counts if n <= tc.cfg.d_sae], measure, ref, sc.max_accuracy_drop)
+    # at most half the latents: a matched random null needs as many unused ones
+    out = sweep(make, order, [n for n in sc.counts if n <= tc.cfg.d_sae // 2], measure, ref, sc.max_accuracy_drop)
     return add_null(out, measure, random_latent_null(make, out, (code > 0).float().mean(0), seed, sc.control_pool),
                     sc.null_draws, "matched random latents")

@@ -141,7 +141,9 @@ def elicit_site(model, base, sae, site: str, probe: Probe, runner: ProbeRunner, 
              "clamp_value_latents_base_means": means["base"].var(0).argsort(descending=True)}
     counts = [n for n in cfg.counts if n <= d_sae]
     for name in INTERVENTIONS:
-        rec = sweep(make[name], order[name], counts, measure, ref, cfg.max_accuracy_drop)
+        # a matched random null needs as many unused latents as chosen ones: at most half of them
+        sizes = counts if name.startswith("clamp") else [n for n in counts if n <= d_sae // 2]
+        rec = sweep(make[name], order[name], sizes, measure, ref, cfg.max_accuracy_drop)
         if name.startswith("clamp"):
             table = means["variant" if name == "clamp_value_latents" else "base"]
             lat = (chosen_entry(rec) or {}).get("latents")
