@@ -7,7 +7,10 @@ model's LM head. What differs per study is in its `browse_view` module
 (`experiments.organisms.browse_view`, `experiments.pairs.browse_view`): the tokenizer, the
 index columns from the features stage's `features/<model>.json`, where the LM head comes
 from, the names of the role and step labels, and the steering results that used each latent.
-Needs the cache, sae and features stages; steering is shown when the steer stage has run.
+Needs the cache, sae and features stages; steering is shown when the steer stage has run, and
+the elicit stage's SAEs, transcoders and crosscoders (`experiments.browse_elicit`) when it has
+(unless `BrowserConfig.elicit` is off). Explanations (`features/<model>.json`
+"explanations", elicit/<variant>.json) are columns where the run has them.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ VIEWS = {"organisms": "experiments.organisms.browse_view", "pairs": "experiments
 
 
 def _browser_entries(folder: Path) -> set[str]:
-    """What a browser folder holds at its top level: its index, assets and a folder per model."""
+    """What a browser folder holds at its top level: its index, assets and a folder per model
+    and per elicitation dictionary."""
     try:
-        models = json.loads((folder / "browser.json").read_text()).get("models", [])
-    except (OSError, ValueError, AttributeError):
+        meta = json.loads((folder / "browser.json").read_text())
+        models = meta.get("models", []) + meta.get("folders", [])
+    except (OSError, ValueError, AttributeError, TypeError):
         models = []
     return {"browser.json", "index.html", "assets", *[m for m in models if isinstance(m, str)]}
 
@@ -47,7 +52,8 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
     from experiments.engine.runner import require_stages
     from experiments.studies import open_run
     from features.browser import latent_data, logit_effects
-    from features.browser_html import ModelView, render_site
+    from experiments.browse_elicit import elicit_views
+    from features.browser_html import ModelView, explanation_columns, render_site
     from features.latent_stats import group_means
     from sae.load import load_sae_folder
 
@@ -83,12 +89,18 @@ def build_browser(run: Path, out: Path, cfg: BrowserConfig, models: list[str] | 
             logits = logit_effects(sae, unembed, cfg.logits)
         views.append(ModelView(
             name=m, sae=run.relative(run.sae(m)), hook=hook, data=data, tokens=_pad(tokens, unembed.shape[0]),
-            columns=view.columns(run, rc, m, f), chosen=view.chosen(f), label_names=view.LABEL_NAMES,
-            compare=compare, logits=logits, steering=view.steering(run, rc, m), note=view.note(run, rc, m, f)))
+            columns=view.columns(run, rc, m, f) + explanation_columns(f.get("explanations")), chosen=view.chosen(f),
+            label_names=view.LABEL_NAMES, compare=compare, logits=logits, steering=view.steering(run, rc, m),
+            note=view.note(run, rc, m, f), explanations=f.get("explanations")))
         del unembed
         log(f"  browse {m}: {len(data['density'])} latents ({time.perf_counter() - t0:.1f} s)")
+    # the elicit stage's dictionaries (none in a pair run, or before the stage ran)
+    elicit = elicit_views(run, rc, view, cfg, views[0].tokens, names, log) if cfg.elicit else []
     with building(out) as tmp:
-        pages = render_site(views, tmp, str(run.root), time.strftime("%Y-%m-%d %H:%M"), cfg.dense)
+        pages = render_site(views + elicit, tmp, str(run.root), time.strftime("%Y-%m-%d %H:%M"), cfg.dense,
+                            cfg.elicit_rows if elicit else None)
         (tmp / "browser.json").write_text(json.dumps({"run": str(run.root), "models": names, "hook": hook,
+                                                      "folders": [v.folder for v in elicit],
+                                                      "elicit": [v.name for v in elicit],
                                                       "config": cfg.__dict__}, indent=1))
     return [out / p.relative_to(tmp) for p in pages]

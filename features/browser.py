@@ -9,12 +9,17 @@ contexts need. The result is plain arrays and lists, ready for JSON or HTML
 (`features.browser_html`).
 
 Contexts are windows of the row's own sequence (cache rows of a sequence are contiguous).
+`max_rows` reads only the first rows of a cache (the elicit stage's caches hold ~2M rows);
+`PairedRows` and `CrosscoderCode` let a base x variant crosscoder be read the same way, on
+the paired rows of two token-aligned caches.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 # numpy and torch are imported inside the functions: the CLI imports BrowserConfig for --help
 
@@ -43,12 +48,58 @@ class BrowserConfig:
     """Cache rows encoded at once."""
     seed: int = 0
     """Seeds the quantile sampling."""
+    elicit: bool = True
+    """Also browse the elicit stage's dictionaries (its site SAEs, transcoders and crosscoders), when
+    the run has them."""
+    elicit_rows: int = 200_000
+    """Rows read from each elicit training cache (its first rows; the pages say how many of how
+    many): those caches hold ~2M rows in the default config, each read three times per dictionary."""
 
     def __post_init__(self):
-        if min(self.top, self.quantiles, self.bins, self.batch_size) < 1 or min(self.before, self.after,
-                                                                                 self.per_quantile) < 0:
-            raise ValueError("browser: top, quantiles, bins and batch_size must be >= 1; before, after, "
-                             "per_quantile >= 0")
+        if min(self.top, self.quantiles, self.bins, self.batch_size, self.elicit_rows) < 1 or min(
+                self.before, self.after, self.per_quantile) < 0:
+            raise ValueError("browser: top, quantiles, bins, batch_size and elicit_rows must be >= 1; before, "
+                             "after, per_quantile >= 0")
+
+
+class PairedRows:
+    """Two token-aligned caches (base first) read as one: `batches` gives paired rows
+    (B, 2, d_in), columns and labels are the first cache's (the same tokens). What
+    `latent_data` reads of a cache, for a crosscoder."""
+
+    def __init__(self, base: str | Path, other: str | Path):
+        self.base, self.other = base, other
+
+    def __enter__(self):
+        from activations.cache import open_paired
+
+        self.pair = open_paired(self.base, self.other)  # refuses caches of different tokens
+        self.meta, self.d_model = self.pair.a.meta, self.pair.a.d_model
+        return self
+
+    def __exit__(self, *exc):
+        self.pair.close()
+
+    def column(self, name: str):
+        return self.pair.a.column(name)
+
+    def batches(self, hook: str, batch_size: int):
+        import torch
+
+        return (torch.stack(p, 1) for p in self.pair.batches(hook, batch_size))
+
+
+class CrosscoderCode:
+    """A crosscoder (`sae.crosscoder`) as `latent_data` reads an SAE: `encode` of paired rows
+    (B, 2, d_in), `cfg.d_sae` and `cfg.d_in`; `W_dec` is model `m`'s decoder (d_sae, d_in),
+    for `logit_effects`."""
+
+    def __init__(self, cc, m: int = 1):
+        self.cc, self.W_enc, self.W_dec = cc, cc.W_enc, cc.W_dec[:, m]
+        self.cfg = SimpleNamespace(d_sae=cc.d_sae, d_in=cc.d_in, metadata=None)  # no hook name to check
+
+    def encode(self, x):
+        return self.cc.encode(x)
 
 
 def _encode(sae, x):
@@ -56,22 +107,34 @@ def _encode(sae, x):
     return sae.encode(x.to(sae.W_enc.device, sae.W_enc.dtype)).float().cpu()
 
 
-def latent_data(sae, cache_path: str | Path, hook: str, cfg: BrowserConfig,
-                group_labels: tuple[str, ...] = ("role", "step")) -> dict:
-    """Everything the browser shows about each latent of `sae` on one cache.
+def _limited(batches, n: int):
+    """The batches of the first `n` rows (stops reading there)."""
+    start = 0
+    for x in batches:
+        if start >= n:
+            return
+        yield x[:n - start]
+        start += len(x)
 
-    Returns {"n_rows", "density" (d_sae,), "mean_active", "max", "hist" (d_sae, bins),
-    "groups": {label: {"values": [...], "mean": (len(values), d_sae)}}, "top" and "sampled":
+
+def latent_data(sae, cache_path, hook: str, cfg: BrowserConfig,
+                group_labels: tuple[str, ...] = ("role", "step"), max_rows: int | None = None) -> dict:
+    """Everything the browser shows about each latent of `sae` on one cache (a path, or an
+    open cache-like object such as `PairedRows`), on its first `max_rows` rows (None: all).
+
+    Returns {"n_rows" (rows read), "n_total" (rows in the cache), "density" (d_sae,),
+    "mean_active", "max", "hist" (d_sae, bins), "groups": {label: {"values": [...], "mean":
+    (len(values), d_sae)}}, "top" and "sampled":
     per latent a list of {"row", "act"}, "contexts": {row: {"rows": [first, last], "tokens",
     "labels": {label: [...]}, "acts": {latent: [...]}}}}.
     """
     import torch
 
     with torch.no_grad():
-        return _latent_data(sae, cache_path, hook, cfg, group_labels)
+        return _latent_data(sae, cache_path, hook, cfg, group_labels, max_rows)
 
 
-def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
+def _latent_data(sae, cache_path, hook, cfg, group_labels, max_rows) -> dict:
     import numpy as np
     import torch
 
@@ -79,11 +142,14 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
     from sae.load import check_fits
 
     d_sae = sae.cfg.d_sae
-    with open_cache(cache_path) as cache:
+    source = open_cache(cache_path) if isinstance(cache_path, (str, Path)) else nullcontext(cache_path)
+    with source as cache:
         check_fits(sae, cache.d_model, hook)
         seq = cache.column("seq")
-        labels = {g: cache.column(g) for g in group_labels if g in cache.meta["label_names"]}
-        n = len(seq)
+        n_total = len(seq)
+        n = n_total if max_rows is None else min(max_rows, n_total)
+        seq = seq[:n]
+        labels = {g: cache.column(g)[:n] for g in group_labels if g in cache.meta["label_names"]}
         # pass 1: counts, sums, max, top rows, per-group sums
         count = torch.zeros(d_sae, dtype=torch.float64)
         total = torch.zeros(d_sae, dtype=torch.float64)
@@ -94,7 +160,7 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
         gvals = {g: np.unique(c[c >= 0]) for g, c in labels.items()}  # -1 means "not labelled"
         gsum = {g: torch.zeros(len(v), d_sae, dtype=torch.float64) for g, v in gvals.items()}
         start = 0
-        for x in cache.batches(hook, cfg.batch_size):
+        for x in _limited(cache.batches(hook, cfg.batch_size), n):
             f = _encode(sae, x)
             count += (f > 0).sum(0)
             total += f.sum(0, dtype=torch.float64)
@@ -115,7 +181,7 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
         kept = np.zeros((0, 4))  # (latent, interval, key, row)
         safe = peak.clamp_min(1e-12)
         start = 0
-        for x in cache.batches(hook, cfg.batch_size):
+        for x in _limited(cache.batches(hook, cfg.batch_size), n):
             f = _encode(sae, x)
             r, lat = (f > 0).nonzero(as_tuple=True)
             frac = f[r, lat] / safe[lat]  # in (0, 1]: the max falls in the last bin
@@ -154,13 +220,13 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
         # pass 3: encode only the rows the contexts show
         codes: dict[int, torch.Tensor] = {}
         start = 0
-        for x in cache.batches(hook, cfg.batch_size):
+        for x in _limited(cache.batches(hook, cfg.batch_size), n):
             sel = np.flatnonzero(need[start:start + len(x)])
             if len(sel):
                 f = _encode(sae, x[torch.from_numpy(sel)])
                 codes.update({int(start + s): f[t] for t, s in enumerate(sel)})
             start += len(x)
-        tokens = cache.column("token_ids")
+        tokens = cache.column("token_ids")[:n]
         contexts = {}
         for row, lats in wanted.items():
             a, b = spans[row]
@@ -168,7 +234,8 @@ def _latent_data(sae, cache_path, hook, cfg, group_labels) -> dict:
                              "labels": {g: c[a:b].tolist() for g, c in labels.items()},
                              "acts": {j: [round(float(codes[t][j]), 4) for t in range(a, b)] for j in sorted(lats)}}
     hist = hist.view(d_sae, cfg.bins)
-    return {"n_rows": n, "bins": cfg.bins, "quantiles": cfg.quantiles, "density": (count / n).tolist(), "mean_active": (total / count.clamp_min(1)).tolist(),
+    return {"n_rows": n, "n_total": n_total, "bins": cfg.bins, "quantiles": cfg.quantiles,
+            "density": (count / n).tolist(), "mean_active": (total / count.clamp_min(1)).tolist(),
             "max": peak.tolist(), "hist": hist.long().tolist(),
             "groups": {g: {"values": gvals[g].tolist(), "mean": (gsum[g] / torch.from_numpy(
                 np.array([(labels[g] == v).sum() for v in gvals[g]], np.float64)).clamp_min(1)[:, None]).tolist()}

@@ -72,7 +72,8 @@ def test_latent_data_equals_brute_force(quick_run):
 def test_browse_writes_a_static_site(quick_run, tmp_path, capsys):
     run, _ = quick_run
     out = tmp_path / "site"
-    assert main(["browse", str(run), "--out", str(out), "--models", "base", "sft-noisy-trace"]) == 0
+    assert main(["browse", str(run), "--out", str(out), "--models", "base", "sft-noisy-trace",
+                 "--noelicit"]) == 0
     assert "open " in capsys.readouterr().err
     pages = list(out.rglob("*.html"))
     d_sae = json.loads((run / "saes" / "base" / "cfg.json").read_text())["d_sae"]

@@ -114,6 +114,26 @@ def test_browser_sorts_filters_and_opens_a_latent(quick_run, tmp_path, browser):
     browser.save_screenshot(str(_artifacts() / "browser-latent.png"))
     browser.find_element(By.LINK_TEXT, "base index").click()
     assert len(browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")) == d_sae
+    # a search that is not a number filters the text columns: the ground-truth explanations
+    expl = [e for e in feats["explanations"] if e is not None]
+    word = expl[0]["predicate"][0]["label"] + " = "
+    browser.find_element(By.ID, "search").send_keys(word)
+    want = sum(word in e["text"] for e in expl)
+    assert browser.find_element(By.ID, "count").text.startswith(f"{want} of {d_sae}")
+    # the elicit stage's crosscoder, from the site index: its own tag filter (fine-tuned-leaning latents)
+    rec = json.loads((run / "elicit" / "sft-noisy-trace.json").read_text())
+    browser.get((site / "index.html").as_uri())
+    browser.find_element(By.PARTIAL_LINK_TEXT, "crosscoder base × sft-noisy-trace").click()
+    cc = rec["crosscoders"]["blocks.1.hook_resid_post"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")) == len(cc["latent_class"])
+    only = browser.find_element(By.CSS_SELECTOR, "input[data-tag]")
+    assert only.get_attribute("data-tag") == "finetuned"
+    only.click()
+    from experiments.browse_elicit import chosen_latents
+
+    chosen = set(chosen_latents(cc).get("finetuned", []))
+    shown = browser.find_elements(By.CSS_SELECTOR, "#index tbody tr")
+    assert {r.find_element(By.TAG_NAME, "a").text for r in shown} == {f"#{i}" for i in chosen}
 
 
 def test_browser_opens_a_pair_run(tmp_path, browser):

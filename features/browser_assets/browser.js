@@ -12,10 +12,15 @@
     head.appendChild(th);
   });
   const th = document.createElement("th"); th.textContent = "tags"; head.appendChild(th);
+  const only = document.querySelector("input[data-tag]");  // the page's tag filter (reasoning, shortcut, ...)
+  // a number searches latent ids (prefix), anything else the text columns (explanations, classes) and tags
+  const texts = cols.filter((c) => rows.some((r) => typeof r[c.key] === "string")).map((c) => c.key);
   function keep(r) {
     const q = document.getElementById("search").value.trim();
-    if (q && !String(r.latent).startsWith(q)) return false;
-    if (document.getElementById("only-reasoning").checked && !r.tags.includes("reasoning")) return false;
+    if (q && /^[0-9]+$/.test(q) && !String(r.latent).startsWith(q)) return false;
+    const low = q.toLowerCase(), has = (x) => typeof x === "string" && x.toLowerCase().includes(low);
+    if (q && !/^[0-9]+$/.test(q) && !texts.some((k) => has(r[k])) && !r.tags.some(has)) return false;
+    if (only.checked && !r.tags.includes(only.dataset.tag)) return false;
     if (document.getElementById("only-dead").checked && !r.tags.includes("dead")) return false;
     if (document.getElementById("only-dense").checked && !r.tags.includes("dense")) return false;
     return true;
@@ -35,7 +40,7 @@
       cols.forEach((c, i) => {
         const td = document.createElement("td");
         if (i === 0) { const a = document.createElement("a"); a.href = "latents/" + r.latent + ".html"; a.textContent = "#" + r.latent; td.appendChild(a); }
-        else td.textContent = fmt(r[c.key]);
+        else { td.textContent = fmt(r[c.key]); if (typeof r[c.key] === "string") td.className = "text"; }
         tr.appendChild(td);
       });
       const td = document.createElement("td");
@@ -44,6 +49,6 @@
     }
     document.getElementById("count").textContent = shown.length + " of " + rows.length + " latents";
   }
-  ["search", "only-reasoning", "only-dead", "only-dense"].forEach((id) => document.getElementById(id).addEventListener("input", render));
+  ["search", only.id, "only-dead", "only-dense"].forEach((id) => document.getElementById(id).addEventListener("input", render));
   render();
 })();
