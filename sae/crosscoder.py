@@ -26,7 +26,9 @@ EleutherAI's `sae` and Bussmann et al.'s code do; SAELens' `calculate_topk_aux_l
 them before it, which also reaches latents negative on every token but, on the shared and
 model-specific features of tests/test_crosscoder.py (1500 steps, seeds 0-2), left 17-29 of
 64 latents dead where training without AuxK left 12 (they settle into fitting the residual
-with negative activations); the ReLU form left 8-11.
+with negative activations); the ReLU form left 8-11. Where AuxK is not enough (many latents
+on rows of low diversity, e.g. the elicit stage's answer-prefix rows), `resample_every`
+re-initialises the dead latents on the worst-reconstructed rows (`resample_dead`).
 
 Saved self-describing like SAELens' format: `cfg.json` + `crosscoder_weights.safetensors`,
 plus `train_config.json` and `metrics.json`.
@@ -70,6 +72,10 @@ class CrosscoderConfig(CoderTrainConfig):
     """Steps (batches) without firing after which a latent counts as dead for the AuxK loss
     (SAELens' `dead_feature_window`, whose default 1000 suits runs of many thousand steps,
     not crosscoder runs of a few hundred)."""
+    resample_every: int = 0
+    """Every this many steps (0: never), latents dead for `dead_steps` are re-initialised on
+    the batch's worst-reconstructed rows (Bricken et al. 2023's resampling; see
+    `resample_dead`), until the last `resample_every` steps of training, which settle."""
     # The crosscoder's own defaults of two shared fields (documented in CoderTrainConfig).
     lr: float = 5e-4
     norm_batches: int = 20
@@ -81,6 +87,8 @@ class CrosscoderConfig(CoderTrainConfig):
         super().__post_init__()
         if not self.aux_coefficient >= 0:
             raise ValueError(f"crosscoder aux_coefficient must be >= 0, got {self.aux_coefficient}")
+        if self.resample_every < 0:
+            raise ValueError(f"crosscoder resample_every must be >= 0 (0: no resampling), got {self.resample_every}")
 
     @classmethod
     def from_sae(cls, sae: SAETrainConfig, flag: str = "", **own) -> "CrosscoderConfig":
@@ -178,6 +186,40 @@ def aux_loss(cc: Crosscoder, pre: torch.Tensor, score: torch.Tensor, residual: t
     return scale * (e_hat - e).pow(2).sum((-2, -1)).mean() / e.pow(2).sum((-2, -1)).mean().clamp_min(1e-12)
 
 
+@torch.no_grad()
+def resample_dead(cc: Crosscoder, opt: torch.optim.Optimizer, residual: torch.Tensor, dead: torch.Tensor,
+                  generator: torch.Generator) -> int:
+    """Re-initialise the `dead` latents (bool (d_sae,)) on rows of the batch drawn with
+    probability proportional to their squared reconstruction error `residual` (B, n_models,
+    d_in, normalised units): Bricken et al. 2023 ("Towards monosemanticity", resampling), with
+    the residual rather than the input as the direction, as Gao et al.'s AuxK aims the dead
+    latents. Each revived latent j gets decoder rows W_dec[j] = the row's residual scaled to
+    the mean joint decoder norm of the live latents, encoder columns the same direction at 0.2x
+    the live encoder norm (Bricken et al.'s factor), b_enc[j] = 0, and its Adam moments
+    zeroed (stale moments would push it straight back). Returns how many were revived."""
+    idx = dead.nonzero().flatten()
+    if len(idx) == 0 or len(idx) == cc.d_sae:
+        return 0
+    err = residual.pow(2).sum((-2, -1))
+    if not float(err.sum()) > 0:
+        return 0
+    rows = torch.multinomial(err.cpu().double(), len(idx), replacement=len(idx) > len(err), generator=generator)
+    e = residual[rows.to(residual.device)]                                     # (n, n_models, d_in)
+    e = e / e.flatten(1).norm(dim=-1).clamp_min(1e-12)[:, None, None]          # unit joint norm
+    live = ~dead
+    dec_norm = cc.W_dec[live].flatten(1).norm(dim=-1).mean()
+    enc_norm = cc.W_enc[:, :, live].permute(2, 0, 1).flatten(1).norm(dim=-1).mean()
+    cc.W_dec[idx] = e * dec_norm
+    cc.W_enc[:, :, idx] = (e * 0.2 * enc_norm).permute(1, 2, 0)
+    cc.b_enc[idx] = 0.0
+    for p, sl in ((cc.W_dec, (idx,)), (cc.W_enc, (slice(None), slice(None), idx)), (cc.b_enc, (idx,))):
+        state = opt.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key][sl] = 0.0
+    return len(idx)
+
+
 def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[str],
                         init: Crosscoder | None = None) -> tuple[Crosscoder, dict]:
     """Train on an endless iterator of (B, len(models), d_in) batches; returns the crosscoder
@@ -201,6 +243,8 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
     fired = torch.zeros(cc.d_sae, dtype=torch.bool, device=cfg.device)
     # Steps since each latent last fired (SAELens' n_forward_passes_since_fired).
     since_fired = torch.zeros(cc.d_sae, dtype=torch.long, device=cfg.device)
+    revived = 0
+    g = torch.Generator().manual_seed(cfg.seed)
     bar = progress(range(cfg.steps), desc="Training crosscoder", mininterval=1.0)
     for step in bar:
         x = next(batches).to(cfg.device)
@@ -220,6 +264,11 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
         with torch.no_grad():
             since_fired += 1
             since_fired[(f > 0).any(0)] = 0
+            if cfg.resample_every and step % cfg.resample_every == cfg.resample_every - 1 \
+                    and step < cfg.steps - cfg.resample_every:
+                n = resample_dead(cc, opt, (xs - xs_hat).detach(), since_fired >= cfg.dead_steps, g)
+                since_fired[since_fired >= cfg.dead_steps] = 0  # a fresh window for the revived
+                revived += n
             if step >= cfg.steps - tail:
                 sse += (xs - xs_hat).pow(2).sum().item()
                 sst += (xs - xs.mean(0)).pow(2).sum().item()
@@ -231,7 +280,7 @@ def train_crosscoder_on(batches, d_in: int, cfg: CrosscoderConfig, models: list[
                             ev=f"{ev.item():.3f}", refresh=False)
     cc.threshold.fill_(calibrate_threshold(cc, (next(batches).to(cfg.device) for _ in range(cfg.threshold_batches))))
     return cc, {"train_explained_variance": 1 - sse / sst, "train_l0": l0,
-                "train_dead_fraction": (~fired).float().mean().item()}
+                "train_dead_fraction": (~fired).float().mean().item(), "resampled": revived}
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """The BatchTopK crosscoder and model diffing: planted shared and model-specific features are
 recovered with the right decoder norm difference Delta (Minder et al.'s classes); Latent Scaling
-against hand-computed values; the AuxK loss revives planted dead latents;
+against hand-computed values; the AuxK loss revives planted dead latents, resampling those it cannot reach;
 save/load round trip."""
 
 import pytest
@@ -99,6 +99,67 @@ def test_the_dead_latent_remedy_revives_planted_dead_latents():
     # slower revival on other CPUs while failing if the remedy stops working.
     assert still_dead["off"] >= 0.9 and still_dead["on"] <= 0.25, still_dead
     assert ev["on"] > ev["off"], ev  # the revived latents are used
+
+
+def test_resampling_revives_latents_auxk_cannot_reach():
+    """Latents planted dead by a large negative encoder bias are negative on every token: no
+    gradient from the main loss or from AuxK (after the ReLU) reaches them, so they stay dead
+    with AuxK alone. Resampling re-initialises them on the worst-reconstructed rows (b_enc 0),
+    and they come back and are used."""
+    d, n_dir = 32, 128
+
+    def stream():
+        g = torch.Generator().manual_seed(11)
+        u = torch.nn.functional.normalize(torch.randn(2, n_dir, d, generator=g), dim=-1)
+        while True:
+            a = (torch.rand(512, n_dir, generator=g) < 4 / n_dir) * (0.5 + torch.rand(512, n_dir, generator=g))
+            yield torch.einsum("bf,mfd->bmd", a, u)
+
+    torch.manual_seed(0)
+    init = Crosscoder(d, 2 * d, k=4)
+    planted = torch.randperm(init.d_sae) < round(0.4 * init.d_sae)
+    with torch.no_grad():
+        init.b_enc[planted] = -1e3
+    still_dead, ev, resampled = {}, {}, {}
+    for name, extra in (("auxk", {}), ("resample", {"resample_every": 30, "dead_steps": 20})):
+        batches = stream()
+        cfg = CrosscoderConfig(expansion=2, k=4, steps=150, batch_size=512, lr=3e-3, norm_batches=2, **extra)
+        cc, train = train_crosscoder_on(batches, d, cfg, ["a", "b"], init=init)
+        rates = firing_rates(cc, [next(batches) for _ in range(10)])
+        still_dead[name] = (rates[planted] == 0).float().mean().item()
+        ev[name], resampled[name] = train["train_explained_variance"], train["resampled"]
+    assert still_dead["auxk"] == 1.0 and resampled["auxk"] == 0, still_dead
+    assert still_dead["resample"] <= 0.25 and resampled["resample"] >= planted.sum(), (still_dead, resampled)
+    assert ev["resample"] > ev["auxk"], ev
+
+
+def test_resample_dead_by_hand():
+    """One dead latent of two, one row with error: the dead latent's decoder becomes that row's
+    residual at the live latent's joint decoder norm, its encoder the same direction at 0.2x the
+    live encoder norm, its bias 0 and its Adam moments 0; the live latent is untouched."""
+    from sae.crosscoder import resample_dead
+
+    torch.manual_seed(0)
+    cc = Crosscoder(3, 2, k=1)
+    opt = torch.optim.Adam(cc.parameters())
+    cc(torch.randn(4, 2, 3)).sum().backward()
+    opt.step()
+    live = [cc.W_dec[0].clone(), cc.W_enc[:, :, 0].clone(), opt.state[cc.W_dec]["exp_avg"][0].clone()]
+    residual = torch.zeros(5, 2, 3)
+    residual[3] = torch.tensor([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]])  # joint norm 5
+    n = resample_dead(cc, opt, residual, torch.tensor([False, True]), torch.Generator().manual_seed(0))
+    direction = residual[3] / 5
+    assert n == 1
+    assert torch.allclose(cc.W_dec[1], direction * live[0].norm())
+    assert torch.allclose(cc.W_enc[:, :, 1], direction * 0.2 * live[1].norm())
+    assert cc.b_enc[1] == 0 and opt.state[cc.W_dec]["exp_avg"][1].abs().sum() == 0
+    assert opt.state[cc.W_enc]["exp_avg_sq"][:, :, 1].abs().sum() == 0
+    assert torch.equal(cc.W_dec[0], live[0]) and torch.equal(opt.state[cc.W_dec]["exp_avg"][0], live[2])
+    # nothing dead, or everything dead (no live norms to copy): nothing changes
+    before = cc.W_dec.clone()
+    assert resample_dead(cc, opt, residual, torch.tensor([False, False]), torch.Generator()) == 0
+    assert resample_dead(cc, opt, residual, torch.tensor([True, True]), torch.Generator()) == 0
+    assert torch.equal(cc.W_dec, before)
 
 
 def _two_latent_crosscoder():

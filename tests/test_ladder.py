@@ -245,3 +245,23 @@ def test_finetuned_candidates_put_the_finetuned_only_latents_first():
     score = torch.tensor([1.0, 5.0, 9.0, 2.0, -1.0, 7.0, 8.0])
     order, n_ft = finetuned_candidates(delta, classes, score)
     assert (order, n_ft) == ([3, 0, 1, 4], 2)  # fine-tuned-only by score, then leaning by score; no dead
+
+
+@pytest.mark.parametrize("train_base", [True, False])
+def test_the_elicit_stage_declares_the_base_dictionaries_only_when_it_trains_them(tmp_path, train_base):
+    """The stage's declared outputs follow `train_base` for site SAEs and transcoders alike
+    (the default config, without the base's, once failed after 20 minutes: it declared the
+    base's transcoder it never trains)."""
+    import dataclasses
+
+    from experiments.organisms.stages.elicit import elicit_outputs
+    from experiments.rundir import RunDir
+    from experiments.runconfig import load_run_config
+
+    cfg, _ = load_run_config("default")
+    cfg = dataclasses.replace(cfg, elicit=dataclasses.replace(cfg.elicit, train_base=train_base))
+    run = RunDir(tmp_path)
+    base = {p for p in elicit_outputs(run, cfg) if run.elicit_sae("base", "x").parent in p.parents}
+    want = {run.elicit_sae("base", s) / "cfg.json" for s in [*cfg.elicit.sites, "transcoder-1"]} if train_base else set()
+    assert {p for p in base if p.name == "cfg.json"} == want
+    assert any(run.elicit_sae("sft-noisy-trace", "transcoder-1") in p.parents for p in elicit_outputs(run, cfg))

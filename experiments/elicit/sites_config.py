@@ -53,8 +53,11 @@ class SitesConfig:
     """Hooks with a base x variant crosscoder per variant (`{l}`: every layer), trained on the
     same rows as the SAEs; its fine-tuned-leaning latents are ablated in the variant alone."""
     crosscoder: CrosscoderConfig = field(default_factory=lambda: CrosscoderConfig(
-        expansion=8, k=16, lr=5e-4, steps=600, batch_size=4096, buffer_rows=262_144, norm_batches=10))
-    """Training of every site crosscoder (BatchTopK with the AuxK dead-latent loss)."""
+        expansion=2, k=16, lr=5e-4, steps=600, batch_size=4096, buffer_rows=262_144, norm_batches=10,
+        resample_every=50, dead_steps=25))
+    """Training of every site crosscoder (BatchTopK with the AuxK dead-latent loss and resampling).
+    2x, not the site SAEs' 8x: on the default organisms' answer-prefix rows a 8x crosscoder kept
+    59% of its latents dead even with resampling, a 2x one 19% with AuxK alone and 0% with it."""
     transcoders: list[int] = field(default_factory=list)
     """Layers whose MLP gets a transcoder (MLP input `blocks.L.hook_resid_mid` to MLP output
     `blocks.L.hook_mlp_out`, both cached): the variant's (the base's too with `train_base`),

@@ -15,9 +15,9 @@ def elicit_outputs(run: RunDir, cfg) -> list[Path]:
     if not e.variants:
         return []
     hooks = expand_hooks(e.sites, cfg.organisms.model.n_layers)
-    saes = [run.elicit_sae(m, h) / f for m in (["base"] if e.train_base else []) + list(e.variants) for h in hooks
-            for f in SAE_FILES]
-    saes += [run.elicit_sae(m, f"transcoder-{layer}") / f for m in ["base", *e.variants] for layer in e.transcoders
+    models = (["base"] if e.train_base else []) + list(e.variants)  # the base's only with train_base
+    saes = [run.elicit_sae(m, h) / f for m in models for h in hooks for f in SAE_FILES]
+    saes += [run.elicit_sae(m, f"transcoder-{layer}") / f for m in models for layer in e.transcoders
              for f in SAE_FILES]
     return [run.elicit(v) for v in e.variants] + saes
 
