@@ -57,6 +57,16 @@ def test_crosscoder_recovers_planted_shared_and_model_specific_features():
         assert all(abs(table["latents"][j]["nu_eps"]) < 0.05 for j in js)
 
 
+def sparse_sums(d: int, seed: int, n_dir: int = 128):
+    """Endless batches (512, 2, d): per model sparse sums of `n_dir` random directions (~4 per
+    row), more than a 2x crosscoder has latents, so every revived latent has work to do."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.nn.functional.normalize(torch.randn(2, n_dir, d, generator=g), dim=-1)
+    while True:
+        a = (torch.rand(512, n_dir, generator=g) < 4 / n_dir) * (0.5 + torch.rand(512, n_dir, generator=g))
+        yield torch.einsum("bf,mfd->bmd", a, u)
+
+
 def test_the_dead_latent_remedy_revives_planted_dead_latents():
     """40% of the latents are planted dead: encoder columns shrunk 1000x, so their scores are
     ~1000x below the live latents' and they never enter the BatchTopK: the main loss gives them
@@ -66,14 +76,10 @@ def test_the_dead_latent_remedy_revives_planted_dead_latents():
     than there are (sparse sums of 128 directions per model, 64 latents), so revived latents
     have work to do. Without AuxK they all stay dead; with the default AuxK (dead after 50
     steps, then 100 steps of it) they come back and the fit improves."""
-    d, n_dir = 32, 128
+    d = 32
 
     def stream():  # the same rows for both runs
-        g = torch.Generator().manual_seed(10)
-        u = torch.nn.functional.normalize(torch.randn(2, n_dir, d, generator=g), dim=-1)
-        while True:
-            a = (torch.rand(512, n_dir, generator=g) < 4 / n_dir) * (0.5 + torch.rand(512, n_dir, generator=g))
-            yield torch.einsum("bf,mfd->bmd", a, u)
+        return sparse_sums(d, 10)
 
     torch.manual_seed(0)
     init = Crosscoder(d, 2 * d, k=4)
@@ -106,14 +112,10 @@ def test_resampling_revives_latents_auxk_cannot_reach():
     gradient from the main loss or from AuxK (after the ReLU) reaches them, so they stay dead
     with AuxK alone. Resampling re-initialises them on the worst-reconstructed rows (b_enc 0),
     and they come back and are used."""
-    d, n_dir = 32, 128
+    d = 32
 
     def stream():
-        g = torch.Generator().manual_seed(11)
-        u = torch.nn.functional.normalize(torch.randn(2, n_dir, d, generator=g), dim=-1)
-        while True:
-            a = (torch.rand(512, n_dir, generator=g) < 4 / n_dir) * (0.5 + torch.rand(512, n_dir, generator=g))
-            yield torch.einsum("bf,mfd->bmd", a, u)
+        return sparse_sums(d, 11)
 
     torch.manual_seed(0)
     init = Crosscoder(d, 2 * d, k=4)
@@ -221,3 +223,22 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="is not a saelab crosscoder folder"):
         load_crosscoder(tmp_path / "empty")
+
+
+def test_crosscoder_trial_on_a_runs_training_caches(quick_run, tmp_path, capsys):
+    """`python -m experiments.elicit.crosscoder_trial`: the run's crosscoder settings with the
+    given changes, and held-out numbers that agree with each other."""
+    import json
+
+    from experiments.elicit.crosscoder_trial import main
+
+    run, _ = quick_run
+    out = tmp_path / "cc"
+    assert main([str(run), "--out", str(out), "--set", "steps=12", "resample_every=4", "dead_steps=2"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["steps"], saved["resample_every"], saved["dead_steps"]) == (12, 4, 2)
+    assert r["changes"] == {"steps": "12", "resample_every": "4", "dead_steps": "2"}
+    d_sae = sum(r["classes"].values())
+    assert d_sae == load_crosscoder(out).d_sae and r["classes"]["dead"] / d_sae == r["heldout"]["dead_fraction"]
+    assert r["site"] == "blocks.1.hook_resid_post" and r["variant"] == "sft-noisy-trace"
