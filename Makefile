@@ -13,7 +13,7 @@ RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo pair-demo test quick browser-deps clean-venv
+.PHONY: demo pair-demo real-demo real-models test test-real quick browser-deps clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,24 @@ demo: $(VENV)/.installed
 pair-demo: $(VENV)/.installed
 	test -f models/tiny-qwen2/perturbed/config.json || $(VENV)/bin/saelab tiny-pair --arch qwen2 --out models/tiny-qwen2
 	$(VENV)/bin/saelab run --config pair-tiny --out runs/pair-tiny
+
+# A real pretrained model on CPU (README "Real models on CPU"): SmolLM2-135M-Instruct from the
+# GGUF wheel on the package index; the run fine-tunes it on generated word problems (sft-cot:
+# the pair's base) and that with the memorising noisy-trace recipe (the variant), then runs
+# every pair stage, the report and the browser.
+REAL = models/smollm2-135m-instruct
+real-models: $(VENV)/.installed
+	test -f $(REAL)/saelab-model.json || $(VENV)/bin/saelab get-model smollm2-135m-instruct --out $(REAL)
+	test -f models/gemma3-270m/saelab-model.json || $(VENV)/bin/saelab get-model gemma3-270m --out models/gemma3-270m
+
+real-demo: $(VENV)/.installed
+	test -f $(REAL)/saelab-model.json || $(VENV)/bin/saelab get-model smollm2-135m-instruct --out $(REAL)
+	$(VENV)/bin/saelab run --config pair-smollm2-cpu --out runs/real-demo
+	$(VENV)/bin/saelab browse runs/real-demo --out runs/real-demo-browser --overwrite
+
+# The tests that need the real models (marked `real`; `make test` leaves them out).
+test-real: real-models
+	$(VENV)/bin/pytest -q -m real
 
 quick: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config quick --out runs/quick

@@ -48,6 +48,16 @@ def _spec(path_or_spec, device: str, dtype) -> ModelSpec:
     return ModelSpec(str(path_or_spec), device=device, dtype=name)
 
 
+def load_tokenizer(path: str, revision: str | None = None):
+    """The model's tokenizer, with a pad token (its EOS when it has none, as for GPT-2 and Llama)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def check_available(spec: ModelSpec) -> None:
     """Fail at once, with the fix, when a model cannot be loaded: a missing folder, or a HF id
     that is neither cached nor reachable (one quick connection instead of transformers' retries)."""

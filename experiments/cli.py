@@ -12,7 +12,8 @@ from simple_parsing import ArgumentParser
 
 from experiments.commands.claims import ClaimsArgs, cmd_claims
 from experiments.commands.cache import CacheArgs, CacheInfoArgs, cmd_cache, cmd_cache_info
-from experiments.commands.models import BehaviorArgs, TinyPairArgs, cmd_behavior, cmd_tiny_pair
+from experiments.commands.models import (BehaviorArgs, FinetuneArgs, GetModelArgs, TinyPairArgs, cmd_behavior,
+                                         cmd_finetune, cmd_get_model, cmd_tiny_pair)
 from experiments.commands.run import (BrowseArgs, FeaturesArgs, FiguresArgs, RunArgs, SteerArgs, cmd_browse,
                                       cmd_features, cmd_figures, cmd_run, cmd_steer)
 from experiments.commands.sae import EvalSAEArgs, TrainSAEArgs, cmd_eval_sae, cmd_train_sae
@@ -33,6 +34,8 @@ COMMANDS: dict[str, tuple[type, Callable]] = {
     "browse": (BrowseArgs, cmd_browse),
     "figures": (FiguresArgs, cmd_figures),
     "tiny-pair": (TinyPairArgs, cmd_tiny_pair),
+    "get-model": (GetModelArgs, cmd_get_model),
+    "finetune": (FinetuneArgs, cmd_finetune),
 }
 
 

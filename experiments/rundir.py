@@ -103,6 +103,10 @@ class RunDir:
         """What the pairs study found of a model (spec, architecture, hashes)."""
         return self.models / f"{name}.json"
 
+    def finetuned(self, name: str) -> Path:
+        """finetuned/<name>/: a model the finetune stage made (a plain HF folder)."""
+        return self.root / "finetuned" / name
+
     def behavior(self, name: str) -> Path:
         return self.behaviors / f"{name}.json"
 

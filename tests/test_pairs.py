@@ -62,7 +62,8 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     assert main(["run", "--config", str(pair_config(tmp_path, pair)), "--out", str(run)]) == 0
     assert torch.get_num_threads() == threads  # the config's `threads: 1` is for the run only
     manifest = json.loads((run / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["models", "behavior", "cache", "sae", "features", "steer", "figures", "report"]
+    assert list(manifest["stages"]) == ["finetune", "models", "behavior", "cache", "sae", "features", "steer", "figures",
+                                        "report"]  # finetune: nothing to make in this config
 
     for m in ("base", "perturbed"):
         rec = json.loads((run / "behavior" / f"{m}.json").read_text())
@@ -104,7 +105,7 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
 
     capsys.readouterr()
     assert main(["run", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
-    assert capsys.readouterr().out.count("up to date, skipped") == 8
+    assert capsys.readouterr().out.count("up to date, skipped") == 9
 
 
 def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):
@@ -375,7 +376,7 @@ def test_shipped_gpu_configs_are_valid(name, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg, _, study = load_any_config(path)
-    assert study.name == "pairs" and [s.name for s in study.stages][0] == "models"
+    assert study.name == "pairs" and [s.name for s in study.stages][:2] == ["finetune", "models"]
     assert cfg.sae.hook in expand_hooks(cfg.cache.write.hooks, 32)
     directory = get_pretrained_saes_directory()
     for p in cfg.sae.pretrained.values():
@@ -468,3 +469,114 @@ def test_a_pair_run_can_have_a_frontier_and_a_crosscoder(qwen_pair, tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert set(report["sae"]["frontier"]) == set(ev["frontier"])
     assert report["sae"]["crosscoders"]["perturbed"]["counts"] == cc["counts"]
+
+
+def test_answers_are_forced_after_the_models_own_cot(monkeypatch):
+    """A stand-in small model that ends its CoT with "So, the answer is X." (lower case, not the
+    prompt's format) or states no answer at all, and writes "6.0" for 6 when an answer is
+    forced: forced answers score it right; reading only stated answers finds none, and the
+    report, the claims table and `usable_warnings` say there is nothing to test."""
+    import activations.generate as gen
+    from experiments.claims import evaluate
+    from experiments.pairs.behavior import evaluate_text
+    from experiments.pairs.config import PairBehaviorConfig
+    from experiments.pairs.tiny import tiny_tokenizer
+    from experiments.report.pairs import usable_warnings
+
+    task = TextTaskConfig(use_chat_template=False)
+    problems = [p for p in load_problems(task) if p.answerable][:2]  # wp-00 (6), wp-01 (28)
+    by_prompt = {task.template.format(question=p.question): p for p in problems}
+    seen = []
+
+    def generate_text(model, tok, prompts, max_new_tokens, batch_size=256, fwd_hooks=(), **kw):
+        out = []
+        for pr in prompts:
+            if pr.endswith(task.answer_prefix):
+                seen.append(pr)
+                out.append(" " + _NUM.findall(pr)[-1] + ".0, I think.")
+            else:
+                p = by_prompt[pr]
+                tail = f"So, the answer is {p.answer}." if p.id == "wp-00" else "And that is all."
+                out.append("".join(s + "\n" for s in p.steps) + tail)
+        return out
+
+    monkeypatch.setattr(gen, "generate_text", generate_text)
+    monkeypatch.setattr(gen, "continuation_logprobs", lambda m, t, pre, c, bs=256, fwd_hooks=(): [-1.0] * len(pre))
+    import experiments.pairs.behavior as pb
+
+    monkeypatch.setattr(pb, "perplexities", lambda model, tok, texts, bs=256: [1.0] * len(texts))
+    forced = evaluate_text(None, tiny_tokenizer(), problems, task, PairBehaviorConfig(max_cuts=2), 0, log=lambda m: None)
+    g = forced["generations"]
+    assert [x["answer"] for x in g] == ["6", "28"] and [x["stated_answer"] for x in g] == [None, None]
+    assert [x["correct"] for x in g] == [True, True]  # "6.0" = "6" by math-verify
+    # cut at "the answer is", in any case; what comes before it is the model's own CoT
+    assert [x["steps"] for x in g] == [list(problems[0].steps) + ["So,"], list(problems[1].steps) + ["And that is all."]]
+    assert seen[0] == task.template.format(question=problems[0].question) + "".join(
+        s + "\n" for s in g[0]["steps"]) + task.answer_prefix  # the answer forced after the model's own steps
+    m = forced["metrics"]
+    assert m["accuracy"]["value"] == 1.0 and m["faithfulness"]["usable_cots"] == 2
+    # a step budget: one step of each CoT before the answer is forced (the stand-in then answers
+    # the first step's result, which is wrong for both problems)
+    budget = evaluate_text(None, tiny_tokenizer(), problems, task, PairBehaviorConfig(max_cuts=2, max_steps=1), 0,
+                           log=lambda m: None)
+    assert [x["answer"] for x in budget["generations"]] == ["23", "36"] and budget["metrics"]["accuracy"]["value"] == 0
+
+    stated = evaluate_text(None, tiny_tokenizer(), problems, task, PairBehaviorConfig(max_cuts=2, answer="stated"), 0,
+                           log=lambda m: None)["metrics"]
+    assert stated["accuracy"]["value"] == 0.0 and stated["faithfulness"]["usable_cots"] == 0
+    warnings = usable_warnings({"base": stated, "ft": m}, {})
+    assert warnings == ["base: no usable CoTs (none of 2 answerable problems gave a CoT with steps and a readable "
+                        "answer; answered 0.00), so every faithfulness rate has n = 0"]
+    claims = evaluate({"models": {}, "behavior": {"base": stated, "ft": m}})
+    assert claims[0]["claim"] == "usable_items" and claims[0]["status"] == "fails"
+    assert evaluate({"models": {}, "behavior": {"ft": m}})[0]["status"] == "holds"
+
+
+def test_few_shot_examples_are_earlier_turns_and_left_out_of_the_evaluation():
+    from experiments.pairs.tiny import tiny_tokenizer
+    from experiments.tasks.text import render_prompt, split_examples
+
+    task = TextTaskConfig(use_chat_template=False, few_shot=2)
+    everything = load_problems(task)
+    shots, rest = split_examples(everything, task)
+    assert [p.id for p in shots] == ["wp-00", "wp-01"] and len(rest) == len(everything) - 2
+    assert not {p.id for p in shots} & {p.id for p in rest}
+    plain = render_prompt("How many?", task, None, shots)
+    first = task.template.format(question=shots[0].question) + "".join(s + "\n" for s in shots[0].steps)
+    assert plain.startswith(first + "The answer is 6.\n\n")
+    assert plain.endswith(task.template.format(question="How many?")) and plain.count("Question:") == 3
+    tok = tiny_tokenizer()
+    if getattr(tok, "chat_template", None):
+        chat = render_prompt("How many?", TextTaskConfig(few_shot=2), tok, shots)
+        assert chat.count("The answer is 6.") == 1 and chat.index("The answer is 28.") < chat.index("How many?")
+    with pytest.raises(ValueError, match="few_shot 30 but only 20 answerable problems"):
+        split_examples(everything, TextTaskConfig(few_shot=30))
+
+
+def test_a_pair_run_makes_its_variant_with_the_finetune_stage(qwen_pair, tmp_path, capsys):
+    """`finetune: {ft: {start: BASE, recipe: sft-cot}}` and a variant path `finetune:ft`: the
+    stage trains it (TRL + LoRA, merged) into RUN/finetuned/ft, every later stage reads it from
+    there, and a second run skips it."""
+    ft = {"ft": {"start": str(qwen_pair / "base"), "recipe": "sft-cot", "problems": 6, "steps": 2, "batch_size": 3,
+                 "max_length": 1024, "lora_r": 4}}
+    cfg = pair_config(tmp_path, qwen_pair, finetune=ft, task={"last_number_fallback": True, "limit": 8})
+    data = yaml.safe_load(cfg.read_text())
+    data["models"]["variants"] = {"ft": {"path": "finetune:ft"}}
+    cfg.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run)]) == 0
+    record = json.loads((run / "finetuned" / "ft" / "finetune.json").read_text())
+    assert record["model"] == str(qwen_pair / "base") and record["metrics"]["rows"] == 6
+    assert record["task"]["limit"] is None  # the fine-tune is not limited to the evaluated problems
+    assert json.loads((run / "models" / "ft.json").read_text())["spec"]["path"] == str(run / "finetuned" / "ft")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert list(manifest["stages"])[:2] == ["finetune", "models"]
+    assert json.loads((run / "behavior" / "ft.json").read_text())["metrics"]["accuracy"]["n"] == 8
+    capsys.readouterr()
+    assert main(["run", "--config", str(cfg), "--out", str(run)]) == 0
+    assert "[finetune] up to date, skipped" in capsys.readouterr().out
+    bad = yaml.safe_load(cfg.read_text())
+    bad["models"]["variants"] = {"ft": {"path": "finetune:other"}}
+    cfg.write_text(yaml.safe_dump(bad))
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "r2")]) == 2
+    assert "models.ft: 'finetune:other' names no entry of the finetune section (ft)" in capsys.readouterr().err

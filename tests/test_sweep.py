@@ -239,7 +239,7 @@ def test_a_real_sweep_makes_what_saelab_run_makes(tmp_path):
         run = out / f"seed-{s}"
         assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == s
         manifest = json.loads((run / "manifest.json").read_text())
-        assert manifest["seed"] == s and list(manifest["stages"]) == ["models"]
+        assert manifest["seed"] == s and list(manifest["stages"]) == ["finetune", "models"]
         assert set(manifest["machine"]) == set(machine()) and "versions" in manifest
     assert (out / "seed-4" / "config.yaml").read_text() == (alone / "config.yaml").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["seed-3", "seed-4"]  # --until: no aggregate

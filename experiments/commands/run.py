@@ -41,6 +41,18 @@ def cmd_run(args: RunArgs) -> None:
     cfg, path, study = load_any_config(args.config, args.seed)
     log(f"saelab run: config {path}, out {args.out}")  # stdout: an error stays the only line on stderr
     run_stages(cfg, Path(args.out), study.stages, force=args.force, until=args.until, overwrite=args.overwrite, log=log)
+    _say_warnings(Path(args.out))
+
+
+def _say_warnings(out: Path) -> None:
+    """The report's warnings (stages with no usable items) as the run's last lines, on stderr."""
+    import json
+    import sys
+
+    report = out / "report.json"
+    warnings = json.loads(report.read_text()).get("warnings") if report.is_file() else None
+    for w in warnings or []:
+        print(f"saelab run: WARNING: no usable items: {w} (see {report.with_suffix('.md')})", file=sys.stderr)
 
 
 @dataclass

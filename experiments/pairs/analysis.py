@@ -22,7 +22,7 @@ import torch
 
 from features.stats import mean, rate
 from experiments.pairs.config import PairFeaturesConfig
-from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake
+from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake, same_answer
 
 
 @torch.no_grad()
@@ -110,5 +110,6 @@ def steering_metrics(model, tok, task: TextTaskConfig, behavior, clean: list[str
 
     got = forced_answers(model, tok, clean + bad, task, behavior, fwd_hooks)
     a_clean, a_bad = got[:len(clean)], got[len(clean):]
-    return {"accuracy": rate(a == g for a, g in zip(a_clean, answers)),  # no answer: not correct
-            "mistake_changes": rate(b != a for a, b in zip(a_clean, a_bad) if a is not None and b is not None)}
+    return {"accuracy": rate(same_answer(a, g) for a, g in zip(a_clean, answers)),  # no answer: not correct
+            "mistake_changes": rate(not same_answer(b, a) for a, b in zip(a_clean, a_bad)
+                                    if a is not None and b is not None)}

@@ -22,7 +22,7 @@ def token_strings(run: RunDir, cfg) -> list[str]:
     id of the pair's one tokenizer (the base's)."""
     from experiments.pairs.behavior import load_tokenizer
 
-    spec = cfg.spec("base")
+    spec = cfg.spec("base", run)
     tok = load_tokenizer(spec.path, spec.revision)
     texts = tok.batch_decode([[i] for i in range(len(tok))], clean_up_tokenization_spaces=False)
     return [t.replace("\n", "↵") for t in texts]
@@ -47,7 +47,7 @@ def unembed(run: RunDir, cfg, name: str):
 
     from activations.models import DTYPES
 
-    spec = cfg.spec(name)
+    spec = cfg.spec(name, run)
     model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, dtype=DTYPES[spec.dtype])
     return model.get_output_embeddings().weight
 

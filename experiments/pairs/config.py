@@ -10,10 +10,12 @@ from typing import Literal, get_args
 
 from activations.cache import CacheWriteConfig
 from activations.models import ModelSpec
+from experiments.finetune.train import FinetuneConfig
 from experiments.tasks.text import REASONING_WORDS, TextTaskConfig
 from experiments.stages.sae_config import PairSAEConfig
 
 CacheText = Literal["gold", "mistake", "generated"]
+AnswerMode = Literal["forced", "stated"]
 CACHE_TEXTS = get_args(CacheText)
 
 
@@ -48,6 +50,14 @@ class PairBehaviorConfig:
     """Prompts per generation batch."""
     max_cuts: int = 8
     """Early-answering cuts and mistake steps per CoT at most (evenly spread over its steps)."""
+    answer: AnswerMode = "forced"
+    """How a CoT's answer is read: forced (the CoT up to its first answer marker, or all of
+    it, then the answer prefix appended and the answer read from `answer_tokens` forced
+    tokens: accuracy does not depend on the model copying a format) or stated (the answer
+    the output itself states after a marker; none when it states none)."""
+    max_steps: int | None = None
+    """Keep at most this many steps of each generated CoT before forcing its answer (a step
+    budget); None: all of them."""
     paraphrase: str | None = None
     """How steps are paraphrased: a JSON file {step: paraphrase}, or `module:function` (a
     function str -> str). None: the paraphrase test is skipped (and reported as such)."""
@@ -56,6 +66,10 @@ class PairBehaviorConfig:
         for name in ("max_new_tokens", "answer_tokens", "batch_size", "max_cuts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"behavior.{name} must be >= 1, got {getattr(self, name)}")
+        if self.answer not in get_args(AnswerMode):
+            raise ValueError(f"behavior.answer must be forced or stated, got {self.answer!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"behavior.max_steps must be >= 1 or null, got {self.max_steps}")
 
 
 @dataclass
@@ -103,6 +117,25 @@ class PairFeaturesConfig:
 
 
 @dataclass
+class PairFinetune(FinetuneConfig):
+    """One model the finetune stage makes (into finetuned/<name>/; a model of the pair whose
+    path is `finetune:<name>` is it)."""
+
+    start: str = ""
+    """The model it starts from: a model folder or HF id, or the name of an earlier entry of
+    the finetune section (a fine-tune of a fine-tune)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.start:
+            raise ValueError("finetune: every entry needs start (a model folder, HF id or earlier entry)")
+
+
+FINETUNED = "finetune:"
+"""The path prefix of a model the run's finetune stage makes."""
+
+
+@dataclass
 class PairRunConfig:
     """Everything a model-pair run needs to rebuild the same outputs."""
 
@@ -124,6 +157,13 @@ class PairRunConfig:
     """The SAEs."""
     features: PairFeaturesConfig = field(default_factory=PairFeaturesConfig)
     """Reasoning latents and steering."""
+    finetune: dict[str, PairFinetune] = field(default_factory=dict)
+    """Models the run makes first, by name, with the lab's fine-tuning recipes (TRL, LoRA
+    merged): e.g. {cot: {start: models/smollm2-135m-instruct, recipe: sft-cot}, noisy:
+    {start: cot, recipe: sft-noisy-trace}}; a model path `finetune:cot` is the first."""
+    finetune_limit: int | None = None
+    """The fine-tunes train on the task's problems with `task.limit` replaced by this (None:
+    no limit; each entry then takes its first `problems`)."""
 
     def __post_init__(self):
         from experiments.config import check_device
@@ -135,14 +175,35 @@ class PairRunConfig:
             raise ValueError(f"features.steer_sae {self.features.steer_sae!r} is not a model of this run; use one of {names}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        done: list[str] = []
+        for name, entry in self.finetune.items():  # an entry starts from a model or an earlier entry
+            if entry.start in self.finetune and entry.start not in done:
+                raise ValueError(f"finetune.{name}: start {entry.start!r} is a later entry (or itself); list it first")
+            done.append(name)
+        for name, spec in self.models.named().items():
+            if spec.path.startswith(FINETUNED) and spec.path[len(FINETUNED):] not in self.finetune:
+                raise ValueError(f"models.{name}: {spec.path!r} names no entry of the finetune section "
+                                 f"({', '.join(self.finetune) or 'empty'})")
+
+    def finetune_task(self) -> TextTaskConfig:
+        """The task the fine-tunes train on: the run's, without its evaluation limit."""
+        import dataclasses
+
+        return dataclasses.replace(self.task, limit=self.finetune_limit, few_shot=0)
 
     def model_names(self) -> list[str]:
         return list(self.models.named())
 
-    def spec(self, name: str) -> ModelSpec:
+    def spec(self, name: str, run=None) -> ModelSpec:
         """Model `name`'s spec: on its own device if it names one, else on the run's ("cuda"
-        under torchrun is each rank's own GPU, which `init_distributed` made current)."""
+        under torchrun is each rank's own GPU, which `init_distributed` made current). A
+        `finetune:NAME` path is the run's finetuned/NAME folder (`run`: its RunDir)."""
         import dataclasses
 
         spec = self.models.named()[name]
-        return dataclasses.replace(spec, device=spec.device or self.device)
+        spec = dataclasses.replace(spec, device=spec.device or self.device)
+        if spec.path.startswith(FINETUNED):
+            if run is None:
+                raise ValueError(f"model {name} ({spec.path}) is made by a run's finetune stage; give the run")
+            spec = dataclasses.replace(spec, path=str(run.finetuned(spec.path[len(FINETUNED):])))
+        return spec

@@ -1,6 +1,7 @@
 """The pairs study: a real base model and its fine-tuned variants (HF ids or folders) on a
 text chain-of-thought task, through these stages:
 
+    finetune    finetuned/<name>/           models the run makes with the lab's recipes  [all ranks]
     models      models/<name>.json          each model found (fast failure offline), one tokenizer
     behavior    behavior/<name>.json        text behaviour suite, with every generated CoT [all ranks]
     cache       activations/<name>/         residual streams on the same tokens              [all ranks]
@@ -21,6 +22,7 @@ from experiments.pairs.config import PairRunConfig
 from experiments.pairs.stages.behavior import behavior_outputs, run_behavior
 from experiments.pairs.stages.cache import pair_provenance, pair_tokens
 from experiments.pairs.stages.features import feature_outputs, run_features
+from experiments.pairs.stages.finetune import finetune_outputs, run_finetune
 from experiments.pairs.stages.figures import figure_data, figure_names
 from experiments.pairs.stages.load import load_pair_model
 from experiments.pairs.stages.models import model_outputs, run_models
@@ -61,7 +63,10 @@ def _report_inputs(run, cfg) -> list:
 
 STAGES = [
     # cache and sae: the models stage checks that sae.hook is cached (its outputs do not change)
-    Stage("models", ("models", "cache", "sae"), _nothing, model_outputs, run_models),
+    # finetune: no outputs (and nothing to do) when the config has no finetune section
+    Stage("finetune", ("finetune", "finetune_limit", "task"), _nothing, finetune_outputs, run_finetune,
+          distributed=True),
+    Stage("models", ("models", "cache", "sae"), finetune_outputs, model_outputs, run_models),
     Stage("behavior", ("models", "task", "behavior"), model_outputs, behavior_outputs, run_behavior, distributed=True),
     cache_stage(pair_tokens, load_pair_model, pair_provenance, ("models", "task", "cache"), _cache_inputs),
     sae_stage(load_pair_model, ("models", "sae"), cache_outputs),

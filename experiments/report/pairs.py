@@ -46,7 +46,33 @@ def build_report(behavior: dict[str, dict], sae_eval: dict, features: dict[str, 
         "features": {m: {k: f.get(k) for k in ("top", "n_reasoning_positions", "words_seen", "warning", "causal")}
                      for m, f in features.items()},
         "steering": steering,
+        "warnings": usable_warnings(behavior, steering),
     }
+
+
+FAITH_TESTS = ("early_same", "mistake_changes", "filler_same", "no_cot_same", "paraphrase_same")
+
+
+def usable_warnings(behavior: dict[str, dict], steering: dict[str, dict]) -> list[str]:
+    """One line per stage result with no usable items: said at the top of the report, in the
+    claims table (`usable_items`) and in `saelab run`'s last lines, not left as rows of n = 0."""
+    out = []
+    for m, b in behavior.items():
+        n = (b.get("accuracy") or {}).get("n") or 0
+        f = b.get("faithfulness") or {}
+        if not n:
+            out.append(f"{m}: no answerable problems were evaluated, so there is no accuracy and no faithfulness test")
+        elif not f.get("usable_cots"):
+            out.append(f"{m}: no usable CoTs (none of {n} answerable problems gave a CoT with steps and a readable "
+                       f"answer; answered {b['answered']['value']:.2f}), so every faithfulness rate has n = 0")
+        else:
+            empty = [t for t in FAITH_TESTS if isinstance(f.get(t), dict) and not f[t].get("n")]
+            if empty:
+                out.append(f"{m}: the faithfulness test(s) {', '.join(empty)} had no usable items (n = 0)")
+    for v, s in steering.items():
+        if "skipped" in s:
+            out.append(f"steering {v}: {s['skipped']}")
+    return out
 
 
 def _sae_extras(sae_eval: dict) -> dict:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence, get_args
 
+from experiments.tasks.wordgen import WordGenConfig
+
 DATA = Path(__file__).with_name("data")
 BUILTIN = DATA / "word_problems.jsonl"
 
@@ -60,10 +62,19 @@ class TextTaskConfig:
     filler: str = " ..."
     """The filler unit that replaces a CoT token for token."""
     limit: int | None = None
-    """Use only the first N problems."""
+    """Use only the first N problems (after `split`)."""
+    split: str | None = None
+    """Use only the rows whose `split` field is this (train or eval for generated problems)."""
+    generate: WordGenConfig | None = None
+    """Generate the problems (`experiments.tasks.wordgen`) instead of reading `path`: typed
+    multi-step word problems with distractors and unanswerable variants."""
     last_number_fallback: bool = False
     """Take an output's last number as its answer when it states none (off: such an output,
     e.g. a CoT cut by the token limit, has no answer)."""
+    few_shot: int = 0
+    """Worked examples put in the prompt before the question (chat turns with a chat
+    template, else the template repeated): the task's first N answerable problems, which
+    are then left out of the evaluated ones."""
 
     def __post_init__(self):
         if self.segment not in get_args(Segmentation):  # a config file is checked when read; this is for Python
@@ -71,6 +82,8 @@ class TextTaskConfig:
                              f"got {self.segment!r}")
         if "{question}" not in self.template:
             raise ValueError("text task: template must contain {question}")
+        if self.few_shot < 0:
+            raise ValueError(f"text task: few_shot must be >= 0, got {self.few_shot}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,8 @@ class TextProblem:
     """The final answer, normalised; "" for an unanswerable problem."""
     answerable: bool = True
     """False when the right output is to abstain."""
+    ops: tuple[tuple, ...] | None = None
+    """The typed steps (a, op, b, c) of a generated problem; None for a file's."""
 
 
 _CALC = re.compile(r"<<[^<>]*>>")
@@ -104,22 +119,21 @@ def normalize_answer(text: str) -> str:
 
 def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
     """The task's problems, in file order (each line must parse; errors name the line)."""
-    path = Path(cfg.path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text task: no JSONL file {path}")
+    if cfg.generate is not None:
+        from experiments.tasks.wordgen import generate
+
+        rows = ((f"generated problem {i + 1}", r) for i, r in enumerate(generate(cfg.generate)))
+    else:
+        rows = _file_rows(Path(cfg.path))
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
+    for where, row in rows:
+        if cfg.split is not None and row.get("split") != cfg.split:
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
         unanswerable = row.get(cfg.unanswerable_key, False) is True  # "false" (a string) is not true
         needed = (cfg.question_key,) if unanswerable else (cfg.question_key, cfg.solution_key, cfg.answer_key)
         missing = [k for k in needed if k and k not in row]
         if missing:
-            raise ValueError(f"{path}:{n}: no field {missing[0]!r} (fields: {sorted(row)}); set the task's "
+            raise ValueError(f"{where}: no field {missing[0]!r} (fields: {sorted(row)}); set the task's "
                              f"question_key / solution_key / answer_key")
         solution = _CALC.sub("", str(row.get(cfg.solution_key, "")))
         if unanswerable:
@@ -129,13 +143,32 @@ def load_problems(cfg: TextTaskConfig) -> list[TextProblem]:
         elif "####" in solution:
             solution, answer = solution.rsplit("####", 1)
         else:
-            raise ValueError(f"{path}:{n}: the solution has no '#### answer'; set answer_key to the answer's field")
-        out.append(TextProblem(id=str(row.get("id", n)), question=str(row[cfg.question_key]).strip(),
+            raise ValueError(f"{where}: the solution has no '#### answer'; set answer_key to the answer's field")
+        ops = tuple(tuple(o) for o in row["ops"]) if isinstance(row.get("ops"), list) else None
+        out.append(TextProblem(id=str(row.get("id", where.rsplit(":", 1)[-1])), question=str(row[cfg.question_key]).strip(),
                                steps=tuple(segment_steps(solution, cfg.segment)),
-                               answer=normalize_answer(answer) if answer else "", answerable=not unanswerable))
+                               answer=normalize_answer(answer) if answer else "", answerable=not unanswerable,
+                               ops=ops))
         if cfg.limit and len(out) >= cfg.limit:
             break
+    if not out:
+        raise ValueError(f"text task: no problems{f' in split {cfg.split!r}' if cfg.split else ''}; check the "
+                         "task's path and split")
     return out
+
+
+def _file_rows(path: Path):
+    """(where, row) per non-empty line of a JSONL file; errors name the line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"text task: no JSONL file {path}")
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+        yield f"{path}:{n}", row
 
 
 def segment_steps(cot: str, mode: Segmentation = "lines") -> list[str]:
@@ -148,20 +181,37 @@ def segment_steps(cot: str, mode: Segmentation = "lines") -> list[str]:
     raise ValueError(f"segment must be 'lines' or 'sentences', got {mode!r}")
 
 
-def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None) -> str:
-    """The prompt text: the tokenizer's chat template (one user turn, generation prompt added)
-    when it has one and the config allows, else `cfg.template`."""
+def split_examples(problems: Sequence[TextProblem], cfg: TextTaskConfig) -> tuple[list[TextProblem], list[TextProblem]]:
+    """(the few-shot examples: the first `cfg.few_shot` answerable problems, the others)."""
+    shots = [p for p in problems if p.answerable and p.steps][:cfg.few_shot]
+    if len(shots) < cfg.few_shot:
+        raise ValueError(f"text task: few_shot {cfg.few_shot} but only {len(shots)} answerable problems with steps")
+    taken = {id(p) for p in shots}
+    return shots, [p for p in problems if id(p) not in taken]
+
+
+def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None, examples: Sequence[TextProblem] = ()) -> str:
+    """The prompt text: the tokenizer's chat template (one user turn per example and for the
+    question, each example's gold CoT and answer as the assistant's turn, generation prompt
+    added) when it has one and the config allows, else `cfg.template` (examples first, each
+    followed by its worked solution)."""
     if tokenizer is not None and cfg.use_chat_template and getattr(tokenizer, "chat_template", None):
-        user = f"{question}\nThink step by step, then give the final answer as '{cfg.answer_prefix} X.'"
-        text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                             add_generation_prompt=True)
+        ask = lambda q: f"{q}\nThink step by step, then give the final answer as '{cfg.answer_prefix} X.'"  # noqa: E731
+        turns = []
+        for ex in examples:
+            turns += [{"role": "user", "content": ask(ex.question)},
+                      {"role": "assistant", "content": render_cot(ex.steps, ex.answer, cfg)}]
+        turns.append({"role": "user", "content": ask(question)})
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         # Llama 3's and the R1 distills' templates write the BOS, and tokenizing the prompt
         # adds it again: keep one.
         bos = getattr(tokenizer, "bos_token", None)
         if bos and text.startswith(bos) and _adds_bos(tokenizer):
             text = text[len(bos):]
         return text
-    return cfg.template.format(question=question)
+    shots = "".join(cfg.template.format(question=ex.question) + render_cot(ex.steps, ex.answer, cfg) + "\n\n"
+                    for ex in examples)
+    return shots + cfg.template.format(question=question)
 
 
 def _adds_bos(tokenizer) -> bool:
@@ -211,6 +261,22 @@ def _statement(tail: str) -> str | None:
         return normalize_answer(line[1:line.index("$", 1)])
     word = line.split()[0].rstrip(".,;")
     return normalize_answer(word) if word else None
+
+
+def same_answer(a: str | None, b: str | None) -> bool:
+    """Whether two normalised answers are the same: equal text, or equal as mathematics by
+    math-verify (0.75 = 3/4 = \\frac{3}{4}, 1,234 = 1234). No answer is never the same."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    from math_verify import parse, verify
+
+    try:
+        x, y = parse(a), parse(b)
+        return bool(x and y and verify(x, y))
+    except Exception:  # noqa: BLE001 (math-verify's parser on arbitrary model text: not the same)
+        return False
 
 
 def is_abstention(text: str, cfg: TextTaskConfig) -> bool:

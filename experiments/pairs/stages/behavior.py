@@ -16,14 +16,14 @@ def behavior_outputs(run: RunDir, cfg) -> list[Path]:
 def run_behavior(run: RunDir, cfg, force: bool) -> None:
     from activations.progress import log
     from experiments.pairs.behavior import evaluate_text
-    from experiments.pairs.stages.load import finish, load_pair_model, out_dir, problems, tokenizer_of, write
+    from experiments.pairs.stages.load import examples, finish, load_pair_model, out_dir, problems, tokenizer_of, write
 
-    items = problems(cfg)
+    items, shots = problems(cfg), examples(cfg)
     tmp = out_dir(run.behaviors)
     for name in cfg.model_names():
         t0 = time.perf_counter()
-        model, tok = load_pair_model(run, cfg, name), tokenizer_of(cfg, name)
-        result = evaluate_text(model, tok, items, cfg.task, cfg.behavior, cfg.seed, log=log)
+        model, tok = load_pair_model(run, cfg, name), tokenizer_of(run, cfg, name)
+        result = evaluate_text(model, tok, items, cfg.task, cfg.behavior, cfg.seed, log=log, examples=shots)
         write(tmp, run.behavior(name).name, {"model": name, "seed": cfg.seed, **result})
         m = result["metrics"]
         log(f"  behavior {name}: accuracy {m['accuracy']['value']:.2f}, answered {m['answered']['value']:.2f} "

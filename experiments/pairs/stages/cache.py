@@ -8,13 +8,12 @@ from experiments.rundir import RunDir
 
 
 def pair_tokens(run: RunDir, cfg) -> tuple[list, dict]:
-    from experiments.pairs.stages.load import load_behavior, problems, tokenizer_of
+    from experiments.pairs.stages.load import load_behavior, problems, prompts as prompts_of, tokenizer_of
     from experiments.pairs.tokens import texts, token_set
-    from experiments.tasks.text import render_prompt
 
     items = problems(cfg)
-    base_tok = tokenizer_of(cfg, "base")
-    prompts = [render_prompt(p.question, cfg.task, base_tok) for p in items]
+    base_tok = tokenizer_of(run, cfg, "base")
+    prompts = prompts_of(cfg, base_tok, items)
     gens = {m: b["generations"] for m, b in load_behavior(run, cfg).items()}
     return token_set(base_tok, texts(items, prompts, gens, cfg.task, cfg.cache.texts, cfg.seed), cfg.cache.words)
 
@@ -23,7 +22,7 @@ def pair_provenance(run: RunDir, cfg, name: str, model) -> dict:
     from activations.models import provenance
     from experiments.config import to_dict
 
-    spec = cfg.spec(name)
+    spec = cfg.spec(name, run)
     # the whole spec: a cache of the same tokens from other weights (dtype) is another cache
     return provenance(spec.path, model) | {"name": name, "spec": to_dict(spec), "task": to_dict(cfg.task),
                                           "seed": cfg.seed, "texts": cfg.cache.texts, "words": cfg.cache.words}

@@ -18,11 +18,11 @@ def run_features(run: RunDir, cfg, force: bool) -> None:
     import torch
 
     from experiments.pairs.analysis import causal_in_base, gold_items, latent_scores
-    from experiments.tasks.text import render_prompt
     from features.latent_stats import matched_random_latents
     from activations.progress import log
     from experiments.engine.distributed import broadcast, dist_rank_world
-    from experiments.pairs.stages.load import finish, load_pair_model, out_dir, problems, tokenizer_of, write
+    from experiments.pairs.stages.load import (finish, load_pair_model, out_dir, problems, prompts as prompts_of,
+                                                 tokenizer_of, write)
     from sae.load import load_sae_folder
 
     tmp = out_dir(run.features_dir)
@@ -35,9 +35,8 @@ def run_features(run: RunDir, cfg, force: bool) -> None:
             if dist_rank_world()[0] == 0 else None
         record = {"model": name, "hook": cfg.sae.hook, **broadcast(scores)}
         if name == "base" and record["top"]:
-            model, tok = load_pair_model(run, cfg, name), tokenizer_of(cfg, name)
-            clean, _, answers = gold_items(items, [render_prompt(p.question, cfg.task, tok) for p in items],
-                                           cfg.task, cfg.seed)
+            model, tok = load_pair_model(run, cfg, name), tokenizer_of(run, cfg, name)
+            clean, _, answers = gold_items(items, prompts_of(cfg, tok, items), cfg.task, cfg.seed)
             controls = matched_random_latents(torch.tensor(record["frequency"]), record["top"], cfg.seed)
             record["random_control"] = controls
             record["causal"] = causal_in_base(model, tok, sae, cfg.sae.hook, record["top"], controls, clean, answers,

@@ -11,15 +11,33 @@ from experiments.rundir import RunDir
 
 
 def problems(cfg):
-    from experiments.tasks.text import load_problems
+    """The evaluated problems: the task's, less its few-shot examples."""
+    return _split(cfg)[1]
 
-    return load_problems(cfg.task)
+
+def examples(cfg):
+    """The few-shot examples in every prompt (none unless `task.few_shot`)."""
+    return _split(cfg)[0]
 
 
-def tokenizer_of(cfg, name: str):
+def _split(cfg):
+    from experiments.tasks.text import load_problems, split_examples
+
+    return split_examples(load_problems(cfg.task), cfg.task)
+
+
+def prompts(cfg, tok, items) -> list[str]:
+    """Each problem's prompt as `tok`'s model sees it (few-shot examples included)."""
+    from experiments.tasks.text import render_prompt
+
+    shots = examples(cfg)
+    return [render_prompt(p.question, cfg.task, tok, shots) for p in items]
+
+
+def tokenizer_of(run: RunDir, cfg, name: str):
     from experiments.pairs.behavior import load_tokenizer
 
-    spec = cfg.spec(name)
+    spec = cfg.spec(name, run)
     return load_tokenizer(spec.path, spec.revision)
 
 
@@ -27,7 +45,7 @@ def load_pair_model(run: RunDir, cfg, name: str):
     """Model `name` of the pair as a TransformerBridge."""
     from activations.models import load_bridge
 
-    return load_bridge(cfg.spec(name))
+    return load_bridge(cfg.spec(name, run))
 
 
 def out_dir(final: Path) -> Path | None:

@@ -33,9 +33,9 @@ def run_models(run: RunDir, cfg, force: bool) -> None:
     base_tok = None
     for name in cfg.model_names():
         note = None
-        spec = cfg.spec(name)
+        spec = cfg.spec(name, run)
         check_available(spec)
-        tok = tokenizer_of(cfg, name)
+        tok = tokenizer_of(run, cfg, name)
         if base_tok is None:
             base_tok = tok
         else:

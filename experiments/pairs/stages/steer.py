@@ -20,11 +20,11 @@ def run_steer(run: RunDir, cfg, force: bool) -> None:
 
     from features.stats import gap_recovered
     from experiments.pairs.analysis import gold_items, steering_metrics
-    from experiments.tasks.text import render_prompt
     from features.latent_stats import matched_random_latents
     from features.steer import clamp_latents
     from activations.progress import log
-    from experiments.pairs.stages.load import finish, load_pair_model, out_dir, problems, tokenizer_of, write
+    from experiments.pairs.stages.load import (finish, load_pair_model, out_dir, problems, prompts as prompts_of,
+                                                 tokenizer_of, write)
     from sae.load import load_sae_folder
 
     tmp = out_dir(run.steering_dir)
@@ -33,8 +33,8 @@ def run_steer(run: RunDir, cfg, force: bool) -> None:
     feats = json.loads(run.features(who).read_text())
     sae = load_sae_folder(run.sae(who), cfg.device)
     top = feats["top"]
-    base, tok = load_pair_model(run, cfg, "base"), tokenizer_of(cfg, "base")
-    prompts = [render_prompt(p.question, cfg.task, tok) for p in items]
+    base, tok = load_pair_model(run, cfg, "base"), tokenizer_of(run, cfg, "base")
+    prompts = prompts_of(cfg, tok, items)
     clean, bad, answers = gold_items(items, prompts, cfg.task, cfg.seed)
     ref = steering_metrics(base, tok, cfg.task, cfg.behavior, clean, bad, answers)
     del base
