@@ -40,6 +40,19 @@ def test_every_generated_problem_is_a_valid_typed_chain():
     assert any(re.search(r"minutes|degrees|pages|at home", r["question"]) for r in rows)  # distractors
 
 
+def test_the_reasoning_style_and_a_restricted_set_of_operations():
+    rows = generate(WordGenConfig(n=200, ops=("+", "-"), styles=("reasoning",), unanswerable_rate=0.0))
+    assert {o[1] for r in rows for o in r["ops"]} == {"+", "-"}
+    r = next(r for r in rows if r["n_steps"] == 3)
+    steps = r["answer"].rsplit("\n#### ", 1)[0].split("\n")
+    (a0, _, b0, c0), (a1, op1, b1, c1), (a2, _, b2, c2) = r["ops"]
+    assert steps[0].startswith("First, ") and steps[2].startswith("Therefore, ")
+    assert steps[1].startswith("But, " if op1 == "-" else "Then, ") and f"{a1} {op1} {b1} = {c1}" in steps[1]
+    assert chain(steps) is not None
+    with pytest.raises(ValueError, match="ops must be a subset of"):
+        WordGenConfig(ops=("*",))
+
+
 def test_the_split_is_by_hash_whatever_the_count():
     small, large = generate(WordGenConfig(n=100)), generate(WordGenConfig(n=300))
     assert small == large[:100]  # the same seed gives the same problems, in order

@@ -66,6 +66,8 @@ def is_finetune(folder) -> bool:
 def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -> dict:
     """Fine-tune `model_path` with `cfg.recipe` on `task`'s first `cfg.problems` problems into
     `out`; returns the metrics written into `out/finetune.json`."""
+    import warnings
+
     import torch
     from datasets import Dataset
 
@@ -102,6 +104,9 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
                           task_type="CAUSAL_LM")
     from transformers import AutoModelForCausalLM, TrainerCallback
 
+    # TRL's configs still set transformers' old gradient_checkpointing names: not ours to fix
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     history: list[dict] = []
 
@@ -123,6 +128,9 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
 
         trainer = SFTTrainer(model=model, args=SFTConfig(**args, completion_only_loss=True), train_dataset=data,
                              processing_class=tok, peft_config=peft, callbacks=[Progress()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # its raw dicts repeat what Progress says in one line
     resume = any(work.glob("checkpoint-*"))
     if resume:
         log(f"  finetune: resuming from {sorted(work.glob('checkpoint-*'))[-1].name}")

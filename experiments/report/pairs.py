@@ -22,7 +22,9 @@ BEHAVIOUR_ROWS = [("accuracy", ("accuracy",)), ("answered", ("answered",)),
                   ("mistake changes answer", ("faithfulness", "mistake_changes")),
                   ("filler answer = final", ("faithfulness", "filler_same")),
                   ("no-CoT answer = final", ("faithfulness", "no_cot_same")),
-                  ("paraphrase answer = final", ("faithfulness", "paraphrase_same"))]
+                  ("paraphrase answer = final", ("faithfulness", "paraphrase_same")),
+                  ("corrupted chain: answer follows it", ("faithfulness", "corruption_follow")),
+                  ("corrupted chain: answer stays gold", ("faithfulness", "corruption_stay"))]
 """The behaviour table's rows: label, the keys of its number in the behaviour metrics."""
 
 
@@ -33,7 +35,7 @@ def build_report(behavior: dict[str, dict], sae_eval: dict, features: dict[str, 
         "models": {m: {"path": r["spec"]["path"], "revision": r["spec"]["revision"], "model_type": r["model_type"],
                        "hub_commit": r["hub_commit"], "weights_hash": r["weights_hash"]} for m, r in models.items()},
         "seed": cfg.seed,
-        "task": {"path": cfg.task.path, "problems": behavior["base"]["accuracy"]["n"],
+        "task": {"path": _task_source(cfg.task), "problems": behavior["base"]["accuracy"]["n"],
                  "unanswerable": behavior["base"]["abstains_unanswerable"]["n"]},
         "behavior": behavior,
         "sae": {"hook": sae_eval["hook"], "models": {m: {
@@ -47,7 +49,30 @@ def build_report(behavior: dict[str, dict], sae_eval: dict, features: dict[str, 
                      for m, f in features.items()},
         "steering": steering,
         "warnings": usable_warnings(behavior, steering),
+        # each variant against the base on the same problems: one resample of the problems for both
+        "paired_vs_base": {v: {k: _paired(behavior[v], behavior["base"], k) for k in ("corruption_follow", "accuracy")}
+                           for v in behavior if v != "base"},
     }
+
+
+def _paired(variant: dict, base: dict, key: str) -> dict | None:
+    from features.stats import difference
+
+    get = lambda m: m.get(key) or (m.get("faithfulness") or {}).get(key)  # noqa: E731
+    a, b = get(variant), get(base)
+    if not a or not b or "by_problem" not in a or "by_problem" not in b:
+        return None
+    return {"variant": a["value"], "base": b["value"], "difference": difference(a, b)}
+
+
+def _task_source(task) -> str:
+    """Where the problems came from: the JSONL file, or the generator's settings."""
+    g = getattr(task, "generate", None)
+    split = getattr(task, "split", None)
+    if g is not None:
+        return (f"generated word problems (n {g.n}, {g.min_steps}-{g.max_steps} steps, ops {''.join(g.ops)}, "
+                f"styles {', '.join(g.styles)}, seed {g.seed})" + (f", split {split}" if split else ""))
+    return task.path + (f", split {split}" if split else "")
 
 
 FAITH_TESTS = ("early_same", "mistake_changes", "filler_same", "no_cot_same", "paraphrase_same")

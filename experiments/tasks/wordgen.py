@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-CotStyle = Literal["equation", "sentence", "verbose"]
+CotStyle = Literal["equation", "sentence", "verbose", "reasoning"]
 STYLES = get_args(CotStyle)
 
 NAMES = ("Ava", "Ben", "Cleo", "Dan", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jade", "Kai", "Lena", "Milo", "Nora",
@@ -64,7 +64,11 @@ class WordGenConfig:
     eval_fraction: float = 0.2
     """Share of problems in the eval split (by hash of the question)."""
     styles: tuple[str, ...] = STYLES
-    """Gold CoT styles, one drawn per problem: equation, sentence, verbose."""
+    """Gold CoT styles, one drawn per problem: equation, sentence, verbose, reasoning (steps
+    linked by First / Then / But / Therefore: Galichin et al.'s reasoning words, so ReasonScore
+    has anchors)."""
+    ops: tuple[str, ...] = ("+", "-", "*", "/")
+    """The operations steps may use (e.g. + and - only: arithmetic a small model can do)."""
     max_value: int = 200
     """Largest value any step may produce."""
     seed: int = 0
@@ -76,6 +80,9 @@ class WordGenConfig:
         bad = sorted(set(self.styles) - set(STYLES))
         if bad or not self.styles:
             raise ValueError(f"wordgen: styles must be a non-empty subset of {list(STYLES)}, got {bad}")
+        bad_ops = sorted(set(self.ops) - set(VERB))
+        if bad_ops or not self.ops or not set(self.ops) & {"+", "-"}:
+            raise ValueError(f"wordgen: ops must be a subset of {list(VERB)} holding + or -, got {list(self.ops)}")
         for name in ("distractor_rate", "unanswerable_rate", "eval_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"wordgen: {name} must be in [0, 1], got {getattr(self, name)}")
@@ -90,14 +97,14 @@ def apply(a: int, op: str, b: int) -> int:
 def _step(rng: random.Random, a: int, cfg: WordGenConfig) -> tuple[str, int] | None:
     """An operation on `a` whose result stays a whole number in [0, max_value]."""
     choices = []
-    if a < cfg.max_value:
+    if a < cfg.max_value and "+" in cfg.ops:
         choices.append(("+", rng.randint(1, min(30, cfg.max_value - a))))
-    if a > 1:
+    if a > 1 and "-" in cfg.ops:
         choices.append(("-", rng.randint(1, min(30, a - 1))))
-    if 1 < a <= cfg.max_value // 2:
+    if 1 < a <= cfg.max_value // 2 and "*" in cfg.ops:
         choices.append(("*", rng.randint(2, max(2, min(5, cfg.max_value // a)))))
     divisors = [d for d in range(2, 7) if a % d == 0 and a // d > 0]
-    if divisors:
+    if divisors and "/" in cfg.ops:
         choices.append(("/", rng.choice(divisors)))
     if not choices:
         return None
@@ -105,13 +112,16 @@ def _step(rng: random.Random, a: int, cfg: WordGenConfig) -> tuple[str, int] | N
     return (op, b) if 0 <= apply(a, op, b) <= cfg.max_value else None
 
 
-def render_step(style: str, a: int, op: str, b: int, c: int, item: str, name: str) -> str:
-    """One gold CoT step in a style; every style holds the equation `a op b = c`."""
+def render_step(style: str, a: int, op: str, b: int, c: int, item: str, name: str, j: int = 0, n: int = 1) -> str:
+    """Step j of n of a gold CoT in a style; every style holds the equation `a op b = c`."""
     eq = f"{a} {op} {b} = {c}"
     if style == "equation":
         return eq
     if style == "sentence":
         return f"{name} now has {eq} {item}."
+    if style == "reasoning":
+        lead = "Therefore" if j == n - 1 else "First" if j == 0 else "But" if op == "-" else "Then"
+        return f"{lead}, {eq} {item}."
     return f"{name} had {a} {item} and this {VERB[op]} {b}, so {eq} {item}; {name} has {c} {item} now."
 
 
@@ -150,7 +160,7 @@ def problem(rng: random.Random, cfg: WordGenConfig, index: int) -> dict:
         row["unanswerable"] = True
         row["answer"] = f"The quantity of step {missing + 1} is not given, so the answer cannot be determined."
     else:
-        steps = [render_step(style, x, op, b, c, item, name) for x, op, b, c in ops]
+        steps = [render_step(style, x, op, b, c, item, name, j, n_steps) for j, (x, op, b, c) in enumerate(ops)]
         row["answer"] = "\n".join(steps) + f"\n#### {ops[-1][3]}"
     return row
 
@@ -190,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min_steps", type=int, default=2)
     ap.add_argument("--max_steps", type=int, default=6)
     ap.add_argument("--styles", default=",".join(STYLES), help="comma-separated CoT styles")
+    ap.add_argument("--ops", default="+-*/", help="the operations steps may use, e.g. +- (one string)")
     a = ap.parse_args(argv)
     try:
         cfg = WordGenConfig(n=a.n, seed=a.seed, min_steps=a.min_steps, max_steps=a.max_steps,
-                            styles=tuple(a.styles.split(",")))
+                            styles=tuple(a.styles.split(",")), ops=tuple(a.ops))
     except ValueError as e:
         print(f"wordgen: error: {e}", file=sys.stderr)
         return 2
