@@ -1,12 +1,15 @@
 """Batched generation and scoring from a causal LM, optionally under TransformerLens hooks.
 
 `model` is a HF causal LM, or a `TransformerBridge` (see `activations.models.load_bridge`).
-For a bridge, HF's own `generate` (and its KV cache) runs on `bridge.original_model`, whose
-modules are the bridge's components, inside `bridge.hooks(fwd_hooks)`: hooks fire on every
-forward (the prefill, then one position per cached step) and are removed on exit, even
-when the code inside raises. That path is exact (token for token equal to argmax decoding
-without a cache, a test) and costs nothing measurable over plain HF generation
-(`benchmarks/bench_behavior.py`).
+For a bridge, HF's own `generate` (and its KV cache) runs with the hooks attached for the
+call: hooks fire on every forward (the prefill, then one position per cached step) and are
+removed on exit, even when the code inside raises. When every hook is a residual-stream hook
+(`blocks.L.hook_resid_post`, or there are none) it runs on the bridge's plain HF twin
+(`activations.plain`: the same tensors and attention, torch hooks on the blocks), because
+the bridge's per-module hook points cost ~18% of generation on a real model
+(`benchmarks/bench_generate.py`); any other hook runs on `bridge.original_model`, whose
+modules are the bridge's components, inside `bridge.hooks(fwd_hooks)`. Both paths are exact
+(token for token equal to argmax decoding through the bridge without a cache, a test).
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def hooked(model, fwd_hooks: FwdHooks = ()) -> Iterator[torch.nn.Module]:
                              "activations.models.load_bridge(path)")
         yield model
         return
+    from activations.plain import hooked_plain
+
+    with hooked_plain(model, fwd_hooks) as plain:  # residual-stream hooks only: the plain twin
+        if plain is not None:
+            yield plain
+            return
     with model.hooks(fwd_hooks=list(fwd_hooks)):
         yield model.original_model
 

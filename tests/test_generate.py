@@ -104,3 +104,63 @@ def test_turn_end_tokens_of_the_generation_config_stop_generation_too():
     assert _eos_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[7, 2, 5])), tok) == [2, 5, 7]
     assert _eos_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=9)), tok) == [2, 9]
     assert _eos_ids(SimpleNamespace(), tok) == [2]
+
+
+def test_a_bridge_that_computes_otherwise_keeps_its_own_path(tmp_path):
+    """GPT-2's bridge re-implements its joint-QKV attention (other floats than HF's): no twin."""
+    from activations.generate import hooked
+    from activations.models import load_bridge
+    from activations.plain import plain_model
+    from experiments.pairs.tiny import save_tiny_arch
+
+    bridge = load_bridge(save_tiny_arch(tmp_path / "g", "gpt2", seed=0))
+    assert plain_model(bridge) is None
+    with hooked(bridge, [("blocks.1.hook_resid_post", lambda x, hook: None)]) as lm:
+        assert lm is bridge.original_model
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+def test_residual_hooks_run_on_the_plain_twin_exactly(tmp_path, arch):
+    """Residual-stream hooks run on the bridge's plain HF twin (`activations.plain`): the same
+    tensors (no copy), the same logits, the same text as the bridge's own hooks, an edit
+    applied on every forward, and nothing left attached afterwards."""
+    from activations.generate import hooked
+    from activations.models import load_bridge, load_tokenizer
+    from activations.plain import plain_model
+    from experiments.pairs.tiny import save_tiny_arch
+
+    path = save_tiny_arch(tmp_path / "m", arch, seed=0)
+    bridge, tok = load_bridge(path), load_tokenizer(path)
+    plain = plain_model(bridge)
+    assert plain is not None and plain_model(bridge) is plain  # built once
+    ours = {p.data_ptr() for p in plain.parameters()}
+    assert ours <= {p.data_ptr() for p in bridge.original_model.parameters()}  # shared, not copied
+    prompts = ["Question: How many apples?", "A tank holds 120 liters."]
+    enc = tok(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad(), bridge.hooks(fwd_hooks=[]):
+        want = bridge.original_model(**enc).logits
+    with torch.no_grad():
+        assert torch.equal(plain(**enc).logits, want)
+    calls = {"plain": 0, "bridge": 0}
+
+    def push(who):
+        def fn(x, hook):
+            calls[who] += 1
+            assert hook.name == bridge.hook_dict["blocks.1.hook_resid_post"].name  # as the bridge names it
+            return x + 0.5
+        return fn
+
+    fast = generate_text(bridge, tok, prompts, 5, fwd_hooks=[("blocks.1.hook_resid_post", push("plain"))])
+    # a name filter needs the bridge's own hook points: the bridge path, the same edit
+    slow = generate_text(bridge, tok, prompts, 5, fwd_hooks=[(lambda n: n == "blocks.1.hook_resid_post",
+                                                              push("bridge"))])
+    assert fast == slow and calls["plain"] == calls["bridge"] >= 2  # the prefill, then every cached step
+    assert fast != generate_text(bridge, tok, prompts, 5)  # the edit changed something
+    decoder = plain.get_decoder()
+    blocks = decoder.layers if hasattr(decoder, "layers") else decoder.h
+    before = [len(b._forward_hooks) for b in blocks]  # transformers' own output recorders
+    with hooked(bridge, [("blocks.1.hook_resid_post", push("plain"))]) as lm:
+        assert lm is plain and len(blocks[1]._forward_hooks) == before[1] + 1
+    assert [len(b._forward_hooks) for b in blocks] == before  # removed on exit
+    with hooked(bridge, [("blocks.0.hook_mlp_out", lambda x, hook: None)]) as lm:
+        assert lm is bridge.original_model  # any other hook: the bridge itself

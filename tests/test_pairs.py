@@ -344,6 +344,10 @@ def test_token_labels_of_a_gold_text():
     assert words(0, role=ROLE_STEP, step=0) == p.steps[0]
     assert words(0, role=ROLE_STEP, step=1) == p.steps[1]
     assert words(0, role=ROLE_ANSWER) == "The answer is 6."
+    # value labels: each step stating `a op b = c` carries its result on every token
+    assert words(0, value=23) == p.steps[0] and words(0, value=6) == p.steps[1]
+    assert (labels["value"][0][labels["role"][0] != ROLE_STEP] == -1).all()
+    assert words(1, value=6) == "Wait, 23 - 17 = 6, but maybe check."
     assert words(0, word=REASONING_WORDS.index("let me")).strip() == "Let me"
     assert words(0, word=REASONING_WORDS.index("therefore")).strip() == "Therefore"
     n_prompt = len(tok(prompt)["input_ids"])

@@ -61,6 +61,15 @@ def test_bridge_logits_and_generation_equal_hf(name):
     assert (via_bridge[0] - want[0][real[0]]).abs().max().item() < 1e-4
     assert generate_text(bridge, tok, prompts, 16) == want_text
     assert all(t.strip() for t in want_text)  # a real model writes something
+    # residual-stream hooks run on the plain twin (the same floats); the bridge's own hook
+    # points give the same text under the same edit
+    from activations.plain import plain_model
+
+    assert plain_model(bridge) is not None
+    push = lambda x, hook: x + 0.5  # noqa: E731
+    site = f"blocks.{bridge.cfg.n_layers // 2}.hook_resid_post"
+    assert generate_text(bridge, tok, prompts, 16, fwd_hooks=[(site, push)]) == \
+        generate_text(bridge, tok, prompts, 16, fwd_hooks=[(lambda n: n == site, push)])
 
 
 def self_pair_config(tmp: Path, folder: Path) -> Path:

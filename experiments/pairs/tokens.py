@@ -12,6 +12,9 @@ answer tokens after):
     step        index of the CoT step the token is in (-1 outside steps)
     word        index in `cache.words` of the reasoning word the token is part of (-1: none)
     rword       1 on reasoning-word tokens inside the CoT and the answer (ReasonScore's anchors)
+    value       on every token of a step that states an equation `a op b = c`, its result c
+                (the intermediate value, as the organisms' value labels; -1 elsewhere, and
+                where c is not a whole number in 0..32767)
     example     the problem's index (the held-out split is by problem)
     difficulty  the gold solution's number of steps
     variant     index of the text in CACHE_TEXTS
@@ -31,6 +34,7 @@ import numpy as np
 from experiments.pairs.config import CACHE_TEXTS
 from experiments.tasks.protocol import ROLE_ANSWER, ROLE_QUESTION, ROLE_STEP, UNDEFINED
 from experiments.tasks.text import TextProblem, TextTaskConfig, insert_mistake, render_cot
+from experiments.tasks.text_steps import equation
 
 SEQ_LABELS = ("example", "difficulty", "variant", "source", "answerable")
 
@@ -42,26 +46,33 @@ class Labelled:
         self.text = ""
         self.role: list[int] = []
         self.step: list[int] = []
+        self.value: list[int] = []
 
     def add(self, piece: str, role: int, step: int = UNDEFINED) -> None:
         self.text += piece
         self.role += [role] * len(piece)
         self.step += [step] * len(piece)
+        self.value += [UNDEFINED] * len(piece)
 
     def add_cot(self, cot: str, steps: Sequence[str]) -> None:
         """A CoT as written (whitespace kept), each step's characters labelled with its index."""
         role = np.full(len(cot), ROLE_STEP)
         step = np.full(len(cot), UNDEFINED)
+        value = np.full(len(cot), UNDEFINED)
         at = 0
         for j, s in enumerate(steps):
             k = cot.find(s, at)
             if k < 0:  # segment_steps strips; a step is always found in order
                 raise ValueError(f"step {j} {s!r} is not in its CoT")
             step[k:k + len(s)] = j
+            eq = equation(s)
+            if eq is not None and float(eq[3]).is_integer() and 0 <= eq[3] < 1 << 15:
+                value[k:k + len(s)] = int(eq[3])
             at = k + len(s)
         self.text += cot
         self.role += role.tolist()
         self.step += step.tolist()
+        self.value += value.tolist()
 
 
 def word_labels(text: str, roles: np.ndarray, words: Sequence[str]) -> np.ndarray:
@@ -135,7 +146,7 @@ def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], wo
               ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
     """Token ids (one array per sequence) and per-token labels, as `activations.cache.write_cache` takes them."""
     ids_out: list[np.ndarray] = []
-    labels: dict[str, list[np.ndarray]] = {n: [] for n in ("role", "step", "word", "rword", *SEQ_LABELS)}
+    labels: dict[str, list[np.ndarray]] = {n: [] for n in ("role", "step", "word", "value", "rword", *SEQ_LABELS)}
     for t, seq in labelled:
         enc = tokenizer(t.text, return_offsets_mapping=True, return_special_tokens_mask=True)
         ids = np.asarray(enc["input_ids"], np.int64)
@@ -145,7 +156,8 @@ def token_set(tokenizer, labelled: Sequence[tuple[Labelled, dict[str, int]]], wo
         start = _first_visible(t.text, off)
         first = np.argmax(text_tok) if text_tok.any() else len(ids)
         roles = np.asarray(t.role, np.int64)
-        per_char = {"role": roles, "step": np.asarray(t.step, np.int64), "word": word_labels(t.text, roles, words)}
+        per_char = {"role": roles, "step": np.asarray(t.step, np.int64), "word": word_labels(t.text, roles, words),
+                    "value": np.asarray(t.value, np.int64)}
         for name, arr in per_char.items():
             v = np.where(text_tok, arr[start], UNDEFINED)
             if name == "role":  # specials (and empty-span tokens): question before the text, answer after
