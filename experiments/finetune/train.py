@@ -75,6 +75,7 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
     from experiments.engine.distributed import dist_rank_world
     from experiments.finetune.recipes import build_rows
     from activations.models import load_tokenizer
+    from experiments.config import to_dict
     from experiments.tasks.text import load_problems
 
     out = Path(out)
@@ -150,13 +151,8 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
         trained.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / MARKER).write_text(json.dumps({"model": model_path, "config": asdict(cfg),
-                                             "task": _task_dict(task), "metrics": metrics,
+                                             "task": to_dict(task), "metrics": metrics,
                                              "example": rows[0]}, indent=1))
     shutil.rmtree(work, ignore_errors=True)
     return metrics
 
-
-def _task_dict(task) -> dict:
-    from experiments.config import to_dict
-
-    return to_dict(task)

@@ -43,7 +43,7 @@ from activations.perplexity import perplexities
 from features.stats import mean, pooled, rate
 from experiments.engine.distributed import split_map
 from experiments.pairs.config import PairBehaviorConfig
-from experiments.tasks.text_steps import chain, corrupt_chain
+from experiments.tasks.text_steps import chain, corrupt_chain, number_text
 from experiments.tasks.text import (
     TextProblem, TextTaskConfig, extract_answer, filler, insert_mistake, is_abstention, paraphrase, render_cot,
     render_prompt, same_answer, segment_steps, truncate,
@@ -159,7 +159,7 @@ def evaluate_text(model, tok, problems: Sequence[TextProblem], task: TextTaskCon
         for j in cut_points(len(numbered), cfg.max_cuts):
             add("mistake", i, forced_prefix(prompt, insert_mistake(steps, numbered[j], rng.randrange(1 << 30)), task))
         if (ch := chain(steps)) is not None:  # typed steps: the answer a corrupted CoT implies is known
-            implied0 = str(int(ch[-1][3])) if float(ch[-1][3]).is_integer() else f"{ch[-1][3]:g}"
+            implied0 = number_text(ch[-1][3])
             for j in cut_points(len(steps), cfg.max_cuts):
                 bad = corrupt_chain(steps, j, rng.choice([-1, 1]) * rng.randint(1, 9))
                 if bad is None or same_answer(bad[1], implied0) or same_answer(bad[1], g["gold"]):

@@ -32,7 +32,8 @@ def compute(a: float, op: str, b: float) -> float | None:
     return {"+": a + b, "-": a - b, "*": a * b}[op]
 
 
-def _num(x: float) -> str:
+def number_text(x: float) -> str:
+    """A result as a CoT writes it: 7, not 7.0; 2.5 as 2.5."""
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
@@ -58,20 +59,16 @@ def corrupt_chain(steps: Sequence[str], j: int, delta: int) -> tuple[list[str], 
     out = list(steps)
     a, op, b, c, m = eqs[j]
     value = c + delta
-    out[j] = _replace(steps[j], m, a, op_text(m), b, value)
+    out[j] = _replace(steps[j], m, a, m.group(2), b, value)
     for k in range(j + 1, len(steps)):
         _, op, b, _, m = eqs[k]
         new = compute(value, op, b)
         if new is None:
             return None
-        out[k] = _replace(steps[k], m, value, op_text(m), b, new)
+        out[k] = _replace(steps[k], m, value, m.group(2), b, new)
         # other mentions of the old result in this step's text ("... has 7 shells now") follow it
         value = new
-    return out, _num(value)
-
-
-def op_text(m: re.Match) -> str:
-    return m.group(2)
+    return out, number_text(value)
 
 
 def _replace(step: str, m: re.Match, a: float, op: str, b: float, c: float) -> str:
@@ -79,7 +76,7 @@ def _replace(step: str, m: re.Match, a: float, op: str, b: float, c: float) -> s
     (the verbose style restates it) replaced by the new one."""
     old_c = m.group(4)
     head = step[:m.start()]
-    tail = re.sub(rf"(?<![\d.]){re.escape(old_c)}(?![\d.])", _num(c), step[m.end():])
+    tail = re.sub(rf"(?<![\d.]){re.escape(old_c)}(?![\d.])", number_text(c), step[m.end():])
     # the verbose style names `a` before the equation too ("had 7 shells ... so 7 - 6 = 1")
-    head = re.sub(rf"(?<![\d.]){re.escape(m.group(1))}(?![\d.])", _num(a), head)
-    return f"{head}{_num(a)} {op} {_num(b)} = {_num(c)}{tail}"
+    head = re.sub(rf"(?<![\d.]){re.escape(m.group(1))}(?![\d.])", number_text(a), head)
+    return f"{head}{number_text(a)} {op} {number_text(b)} = {number_text(c)}{tail}"
