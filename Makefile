@@ -13,7 +13,7 @@ RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo pair-demo real-demo real-models test test-real quick browser-deps clean-venv
+.PHONY: demo pair-demo real-demo real-models findings test test-real quick browser-deps clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ real-demo: $(VENV)/.installed
 # The tests that need the real models (marked `real`; `make test` leaves them out).
 test-real: real-models
 	$(VENV)/bin/pytest -q -m real
+
+# The literature's faithfulness findings on organisms over seeds 0-2 (behaviour only):
+# runs/findings/seed-S/report.md per seed and runs/findings/aggregate.md over the seeds.
+findings: $(VENV)/.installed
+	$(VENV)/bin/saelab sweep --config findings --seeds 0 1 2 --out runs/findings
 
 quick: $(VENV)/.installed
 	$(VENV)/bin/saelab run --config quick --out runs/quick

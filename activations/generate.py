@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from activations.tokens import right_pad
 
@@ -72,13 +73,34 @@ def _eos_ids(lm, tokenizer) -> list[int]:
     return sorted({i for i in ids if i is not None})
 
 
+class _EndsWith(StoppingCriteria):
+    """Per row: has the text generated so far come to end with one of `stop`? (HF's own
+    `stop_strings` needs a tokenizer with a BPE-style vocabulary; this decodes the last few
+    tokens, for any tokenizer.)"""
+
+    def __init__(self, tokenizer, stop: Sequence[str]):
+        self.tokenizer, self.stop = tokenizer, tuple(stop)
+        self.tail = max(len(s) for s in self.stop) + 1  # tokens: at least a character each
+        self.start: int | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        if self.start is None:  # the first call comes after the first new token
+            self.start = input_ids.shape[1] - 1
+        tails = self.tokenizer.batch_decode(input_ids[:, max(self.start, input_ids.shape[1] - self.tail):],
+                                            skip_special_tokens=True)
+        return torch.tensor([t.endswith(self.stop) for t in tails], device=input_ids.device)
+
+
 @torch.inference_mode()
 def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
-                  temperature: float = 0.0, seed: int = 0, fwd_hooks: FwdHooks = ()) -> list[str]:
+                  temperature: float = 0.0, seed: int = 0, fwd_hooks: FwdHooks = (),
+                  stop: Sequence[str] = ()) -> list[str]:
     """Continuations of `prompts` (text after the prompt, up to EOS, specials removed).
 
     temperature 0 is greedy decoding; > 0 samples (seeded by `seed`). Prompts are
-    left-padded so every row's next token sits at the last position.
+    left-padded so every row's next token sits at the last position. A row also ends once
+    its continuation ends with one of `stop` (kept in the text), so a decoding loop can
+    hand over to a tool there.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -92,7 +114,9 @@ def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int,
         eos = _eos_ids(lm, tokenizer)
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(list(prompts[i:i + batch_size]), padding=True, return_tensors="pt").to(device)
-            gen = lm.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
+            # a fresh criterion per batch: it learns where this batch's prompts end
+            stopping = {"stopping_criteria": StoppingCriteriaList([_EndsWith(tokenizer, stop)])} if stop else {}
+            gen = lm.generate(**enc, **sampling, **stopping, max_new_tokens=max_new_tokens,
                               pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
             out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out

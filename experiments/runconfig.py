@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from experiments.behavior.suite import BehaviorConfig
 from experiments.cache_set import CacheConfig
@@ -19,6 +20,10 @@ from experiments.tasks import TaskConfig
 class RunConfig:
     """Everything a run needs to rebuild the same outputs."""
 
+    study: Literal["organisms", "findings"] = "organisms"
+    """organisms: every stage (behaviour, caches, SAEs, patching, steering); findings: the
+    behavioural findings alone (organisms -> behavior -> figures -> report, the study
+    `experiments.organisms.findings_study`), cheap enough to sweep over seeds."""
     seed: int = 0
     """Seeds every generator (data, initialisation, sampling)."""
     device: str = "cpu"
@@ -48,6 +53,8 @@ class RunConfig:
 
     def __post_init__(self):
         check_device(self.device)
+        if self.study not in ("organisms", "findings"):
+            raise ValueError(f"study must be 'organisms' or 'findings', got {self.study!r}")
         names = self.model_names()
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "

@@ -2,10 +2,13 @@
 
     organisms   `experiments.organisms.study`: tiny models trained here on arithmetic
     pairs       `experiments.pairs.study`: a real base model and fine-tuned variants on text
+    findings    `experiments.organisms.findings_study`: the organisms' behavioural findings
+                alone (a config with `study: findings`)
 
 A study module declares CONFIG (its run config class) and STAGES (its stage list); the
-engine (`experiments.engine.runner.run_stages`) runs either. A config with a `models`
-section is a pair run's; any other is an organisms run's.
+engine (`experiments.engine.runner.run_stages`) runs any of them. A config with a `models`
+section is a pair run's, one with `study: findings` a findings run's, any other an organisms
+run's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 
 from experiments.rundir import RunDir
 
-STUDIES = {"organisms": "experiments.organisms.study", "pairs": "experiments.pairs.study"}
+STUDIES = {"organisms": "experiments.organisms.study", "pairs": "experiments.pairs.study",
+           "findings": "experiments.organisms.findings_study"}
 
 
 @dataclass
@@ -37,7 +41,9 @@ def study(name: str) -> Study:
 
 def study_of(data: dict) -> Study:
     """The study a config (as a mapping) belongs to."""
-    return study("pairs" if "models" in data else "organisms")
+    if "models" in data:
+        return study("pairs")
+    return study("findings" if data.get("study") == "findings" else "organisms")
 
 
 def load_any_config(name_or_path: str | Path, seed: int | None = None) -> tuple[Any, Path, Study]:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from experiments.claims import ORGANISM_CLAIMS, evaluate, failed, format_table, over_seeds, side, within
+from experiments.claims import FINDING_CLAIMS, ORGANISM_CLAIMS, claims_for, evaluate, failed, format_table, over_seeds, side, within
 
 
 def report(follow_main: float, ci=None, follow_base: float = 1.0) -> dict:
@@ -84,7 +84,43 @@ def test_the_claims_command_prints_the_table_and_exits_1_on_a_failing_claim(tmp_
     assert "is not a run directory" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", [c.name for c in ORGANISM_CLAIMS])
+@pytest.mark.parametrize("name", [c.name for c in ORGANISM_CLAIMS + FINDING_CLAIMS])
 def test_each_claim_has_a_statement_with_its_threshold(name):
-    c = next(c for c in ORGANISM_CLAIMS if c.name == name)
+    c = next(c for c in ORGANISM_CLAIMS + FINDING_CLAIMS if c.name == name)
     assert any(ch.isdigit() for ch in c.statement), c.statement  # the threshold is stated in words
+
+
+def test_findings_claims_join_an_organisms_run_only_where_their_variant_was_trained():
+    names = lambda r: [c.name for c in claims_for(r)]  # noqa: E731
+    assert names({"behavior": {"base": {}, "sft-noisy-trace": {}}}) == [c.name for c in ORGANISM_CLAIMS]
+    assert names({"behavior": {"base": {}, "sft-hollow-steps": {}}})[-1] == "infogain_fixed_scorer_falls"
+    assert names({"behavior": {"base": {}}, "cliff": {"base": {}}})[-1] == "tool_lifts_cliff"
+    assert names({"study": "findings"}) == [c.name for c in FINDING_CLAIMS]
+
+
+def test_finding_claims_by_hand():
+    def summary(value, lo, hi):
+        return {"value": value, "ci95": [lo, hi]}
+
+    def paired(**metrics):  # the relative change is given a value no claim checks, so a claim reading it fails
+        return {m: {"difference": d, "relative": {"value": 9.0, "ci95": [8.0, 10.0]}} if m not in RELATIVE else
+                {"difference": {"value": 9.0, "ci95": [8.0, 10.0]}, "relative": d} for m, d in metrics.items()}
+
+    RELATIVE = ("info_gain_ppl", "abstention_recall", "info_gain_per_step")
+    r = {"study": "findings", "faithfulness_k": "2", "behavior": {"base": {}},
+         "paired_vs_reference": {
+            "sft-paraphrase": paired(paraphrase_same_answer=summary(0.0, -0.02, 0.01)),
+            "sft-truncated-cot": paired(early_answering_aoc=summary(-0.3, -0.36, -0.25)),
+            "sft-cot": paired(early_answering_aoc=summary(0.01, -0.03, 0.04), filler_accuracy=summary(0.0, -0.05, 0.05)),
+            "sft-filler": paired(filler_accuracy=summary(0.12, -0.01, 0.2)),
+            "sft-paraphrase-ignore": paired(paraphrase_same_answer=summary(-0.8, -0.86, -0.74)),
+            "sft-hollow-steps": paired(info_gain_ppl=summary(-0.4, -0.45, -0.35), accuracy=summary(-0.01, -0.03, 0.0),
+                                       info_gain_per_step=summary(-0.5, -0.6, -0.4)),
+            "sft-reasoning": paired(abstention_recall=summary(-0.2, -0.25, -0.15))}}
+    got = {row["claim"]: row["status"] for row in evaluate(r)}
+    # filler: +0.12 is above 0 but its interval reaches -0.01: undecided; no cliff measured
+    assert got == {"truncation_invariance": "holds", "filler_invariance": "undecided",
+                   "paraphrase_invariance": "holds", "infogain_fixed_scorer_falls": "holds",
+                   "abstention_lost_to_reasoning": "holds", "tool_lifts_cliff": "undecided"}
+    r["paired_vs_reference"]["sft-hollow-steps"]["accuracy"]["difference"] = summary(-0.2, -0.25, -0.15)
+    assert {row["claim"]: row["status"] for row in evaluate(r)}["infogain_fixed_scorer_falls"] == "fails"

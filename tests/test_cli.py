@@ -58,16 +58,21 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
 
 def test_missing_config_names_the_builtins(capsys):
     assert main(["run", "--config", "nope"]) == 2
-    assert ("no config 'nope': give one of ['default', 'full', 'pair-qwen2.5-0.5b', 'pair-qwen2.5-math-1.5b-r1', "
+    assert ("no config 'nope': give one of ['default', 'findings', 'full', 'pair-qwen2.5-0.5b', 'pair-qwen2.5-math-1.5b-r1', "
             "'pair-r1-distill-llama-8b', 'pair-smollm2-cpu', 'pair-tiny', 'quick']") in capsys.readouterr().err
 
 
 def test_builtin_configs_load_and_round_trip():
     from experiments.config import to_dict
 
-    for name in ("quick", "default"):
+    from experiments.organisms.recipes import RECIPES
+
+    for name in ("quick", "default", "findings", "full"):
         cfg, _ = load_run_config(name)
         assert from_dict(RunConfig, to_dict(cfg), name) == cfg
-        assert {v.recipe for v in cfg.organisms.parsed_variants()} == {
-            "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"}
+        recipes = {v.recipe for v in cfg.organisms.parsed_variants()}
+        if name in ("quick", "full"):  # quick and full train every recipe
+            assert recipes == set(RECIPES), name
+    assert {v.recipe for v in load_run_config("default")[0].organisms.parsed_variants()} == {
+        "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"}
     assert from_dict(OptimConfig, {"steps": 5}, "x").steps == 5

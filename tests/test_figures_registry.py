@@ -14,6 +14,7 @@ import experiments.figures.registry as registry
 from experiments.figures.behaviour import BEHAVIOUR, behaviour_figures
 from experiments.figures.elicit import ELICIT, elicit_figures
 from experiments.figures.pairs import PAIR, pair_figures
+from experiments.figures.findings import FINDING_FIGURES
 from experiments.figures.sae import SAE, sae_figures
 from experiments.figures.style import PANEL, error_bars, interval, model_colors
 
@@ -75,7 +76,7 @@ def test_the_registry_imports_no_figure_module_and_finds_them_all():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert {m for m in imported if m.startswith("experiments")} == {"experiments.figures.style"}
-    assert registry.figure_names() == sorted([*BEHAVIOUR, *SAE, *ELICIT, *PAIR])
+    assert registry.figure_names() == sorted([*BEHAVIOUR, *SAE, *ELICIT, *PAIR, *FINDING_FIGURES])
 
 
 def test_figure_modules_import_each_other_by_full_name():

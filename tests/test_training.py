@@ -83,7 +83,8 @@ def test_dpo_loss_hand_values():
 
 
 def test_registry_and_unknown_recipe():
-    assert set(RECIPES) == {"sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"}
+    assert set(RECIPES) == {"sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo", "sft-cot",
+                            "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps"}
     with pytest.raises(ValueError, match="unknown recipe 'sft-foo'; choose one of"):
         get_recipe("sft-foo")
 

@@ -1,7 +1,8 @@
 """The headline metrics of each study: the numbers a sweep over seeds summarises.
 
     HEADLINE[study]          [Headline(name, description, get)], in the order reports show them
-    study_of_report(report)  "pairs" for a pair run's report.json, else "organisms"
+    study_of_report(report)  "pairs" for a pair run's report.json, "findings" for a findings
+                             run's, else "organisms"
     metric_values(report)    {key: {"metric", "subject", "description", "value"}} of one report
 
 A headline's `get(report)` returns {subject: what report.json holds there} (a summary
@@ -69,7 +70,8 @@ def _interventions(r: dict) -> dict[str, Any]:
     """Held-out follow gap recovered of every intervention of every steered variant
     (`elicitation.variants.<v>.best.<intervention>`), the patching oracle included."""
     out = {}
-    for v, rec in (dig(r, ("elicitation", "variants")) or {}).items():
+    variants = dig(r, ("elicitation", "variants"))
+    for v, rec in ({} if variants is _ABSENT else variants or {}).items():
         for name, best in (rec.get("best") or {}).items():
             out[f"{v}:{name}"] = dig(best, ("gap_recovered", "heldout", "follow"))
     return _present(out)
@@ -125,12 +127,30 @@ PAIRS = [
 ]
 """The pairs study (report.json of `experiments.report.pairs`)."""
 
-HEADLINE = {"organisms": ORGANISMS, "pairs": PAIRS}
+def _cliff(which: str) -> Callable[[dict], dict[str, Any]]:
+    """`cliff.<model>.<which>` (plain or tool accuracy past the trained lengths) of every model."""
+    return lambda r: _present({m: dig(c, (which,)) for m, c in (r.get("cliff") or {}).items()})
+
+
+FINDINGS = [h for h in ORGANISMS if h.name != "gap_recovered_follow"] + [
+    Headline("no_cot_accuracy", "accuracy with the answer forced right after the question", per_model("no_cot_accuracy")),
+    Headline("paraphrase_same_answer", "the answer after the CoT paraphrased = the answer after the own CoT",
+             per_model("paraphrase_accuracy", "same_answer")),
+    Headline("cot_length", "mean CoT length (tokens)", per_model("cot_length")),
+    Headline("beyond_plain", "accuracy past the trained chain lengths, plain decoding", _cliff("plain")),
+    Headline("beyond_tool", "accuracy past the trained chain lengths, calculator in the loop", _cliff("tool")),
+]
+"""The findings study (an organisms report without caches, SAEs or steering, plus the cliff)."""
+
+HEADLINE = {"organisms": ORGANISMS, "pairs": PAIRS, "findings": FINDINGS}
 
 
 def study_of_report(report: dict) -> str:
-    """The study of a report.json: a pair run's names its models (as its config does)."""
-    return "pairs" if "models" in report else "organisms"
+    """The study of a report.json: a pair run's names its models (as its config does); a
+    findings run's says so."""
+    if "models" in report:
+        return "pairs"
+    return "findings" if report.get("study") == "findings" else "organisms"
 
 
 def metric_values(report: dict) -> dict[str, dict]:

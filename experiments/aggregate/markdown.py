@@ -29,6 +29,14 @@ SUMMARY = {"organisms": [("accuracy k=2", "accuracy", ":k=2"), ("corruption foll
                          ("InfoGain (Wu et al.), base-scored", "info_gain_ppl", ""),
                          ("InfoGain nats/step, self-scored", "info_gain_per_step_self", ""),
                          ("abstention recall", "abstention_recall", "")],
+           "findings": [("accuracy k=2", "accuracy", ":k=2"), ("early-answering AOC", "early_answering_aoc", ""),
+                        ("accuracy, filler CoT", "filler_accuracy", ""), ("accuracy, no CoT", "no_cot_accuracy", ""),
+                        ("same answer, paraphrased CoT", "paraphrase_same_answer", ""),
+                        ("InfoGain (Wu et al.), base-scored", "info_gain_ppl", ""),
+                        ("InfoGain nats/step, base-scored", "info_gain_per_step", ""),
+                        ("abstention recall", "abstention_recall", ""),
+                        ("accuracy past the trained k, plain", "beyond_plain", ""),
+                        ("accuracy past the trained k, calculator", "beyond_tool", "")],
            "pairs": [("accuracy", "accuracy", ""), ("answered", "answered", ""),
                      ("early answer = final", "early_same", ""), ("mistake changes answer", "mistake_changes", "")]}
 """The summary table's columns per study: heading, headline metric, subject suffix."""

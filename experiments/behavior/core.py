@@ -27,15 +27,16 @@ class Subject:
     """Rows per forward / generate call."""
 
 
-def max_cot_tokens(task: Task, k: int) -> int:
-    """A generation budget for a k-step CoT with a spare step, the answer and EOS (one
-    token per character is the worst case)."""
-    return task.max_cot_chars(k) + len(task.answer_prefix) + task.max_answer_chars + 1
+def max_cot_tokens(task: Task, k: int, scale: float = 1.0) -> int:
+    """A generation budget for a k-step CoT with a spare step (times `scale`, for models that
+    write more steps than the chain has), the answer and EOS (one token per character is the
+    worst case)."""
+    return round(scale * task.max_cot_chars(k)) + len(task.answer_prefix) + task.max_answer_chars + 1
 
 
-def generate_cot(subject: Subject, task: Task, examples: Sequence[Example]) -> list[Parsed]:
-    """Greedy CoT + answer for each example, parsed."""
-    budget = max_cot_tokens(task, max(ex.difficulty for ex in examples))
+def generate_cot(subject: Subject, task: Task, examples: Sequence[Example], budget_scale: float = 1.0) -> list[Parsed]:
+    """Greedy CoT + answer for each example, parsed; `budget_scale` as in `max_cot_tokens`."""
+    budget = max_cot_tokens(task, max(ex.difficulty for ex in examples), budget_scale)
     outs = generate_text(subject.model, subject.tokenizer, [ex.prompt for ex in examples], budget,
                          subject.batch_size, fwd_hooks=subject.fwd_hooks)
     return [task.parse(o) for o in outs]

@@ -10,6 +10,8 @@ under `behavior.<variant>`.
     info_gain_per_step     answer-token nats per step, scored by the reference model (and `self`)
     info_gain_ppl          Wu et al.'s definition (perplexity of the whole text), reference-scored
     abstention             recall and precision on answerable + unanswerable items
+    cliff[k]               cliff_ks: accuracy with plain decoding and with a calculator in the
+                           loop, per-step accuracy of the model's own steps (behavior.cliff)
     trained                the same faithfulness tests on a variant's own training problems
 
 Every value is `{"value", "n", "ci95", ...}` (`features.stats`); the numbers of one held-out
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from activations.progress import progress
+from experiments.behavior.cliff import cliff
 from experiments.behavior.core import Subject, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
 from experiments.behavior.info_gain import info_gain, info_gain_ppl
@@ -47,6 +50,14 @@ class BehaviorConfig:
     """The model that scores InfoGain besides the model itself (a variant name of the run)."""
     info_gain_min_steps: int = 0
     """Wu et al.'s InfoGain skips CoTs of at most this many steps (their code means 2; 0 keeps all)."""
+    cot_budget: float = 1.0
+    """Generation budget in multiples of a k-step CoT plus a spare step (2: room for a model
+    that writes every step twice); an output cut by the budget has no answer."""
+    cliff_ks: list[int] = field(default_factory=list)
+    """Chain lengths of the execution cliff (`experiments.behavior.cliff`: plain decoding
+    against a calculator in the loop, and per-step accuracy); empty: not measured."""
+    cliff_n: int = 100
+    """Problems per chain length of the cliff."""
     trained_set: bool = True
     """Also run the faithfulness tests on a variant's own fixed training problems, if any."""
     batch_size: int = 256
@@ -59,6 +70,12 @@ class BehaviorConfig:
             ks = getattr(self, name)
             if not ks or min(ks) < 1 or len(set(ks)) != len(ks):
                 raise ValueError(f"behavior.{name} must be a non-empty list of distinct chain lengths >= 1, got {ks}")
+        if self.cliff_ks and (min(self.cliff_ks) < 1 or len(set(self.cliff_ks)) != len(self.cliff_ks)):
+            raise ValueError(f"behavior.cliff_ks must be distinct chain lengths >= 1, got {self.cliff_ks}")
+        if self.cliff_n < 1:
+            raise ValueError(f"behavior.cliff_n must be >= 1, got {self.cliff_n}")
+        if self.cot_budget < 1:
+            raise ValueError(f"behavior.cot_budget must be >= 1, got {self.cot_budget}")
         if self.batch_size < 1:
             raise ValueError(f"behavior.batch_size must be >= 1, got {self.batch_size}")
         if self.info_gain_min_steps < 0:
@@ -113,7 +130,7 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
     subject itself is the reference, as for the base); `trained` is the variant's own fixed
     training set, if it has one."""
     sets = heldout_sets(task, cfg, seed)
-    n_steps = len(sets) + 2 + (trained is not None and cfg.trained_set)
+    n_steps = len(sets) + 2 + (trained is not None and cfg.trained_set) + bool(cfg.cliff_ks)
     bar = progress(total=n_steps, desc=desc, leave=False)  # in logs: a line every 30 s
 
     def step(label: str):
@@ -122,7 +139,7 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
 
     parsed = {}
     for name, examples in sets.items():
-        parsed[name] = generate_cot(subject, task, examples)
+        parsed[name] = generate_cot(subject, task, examples, cfg.cot_budget)
         step(name)
     tok = subject.tokenizer
     n_tokens = lambda p: len(tok(p.cot, add_special_tokens=False)["input_ids"]) if p.cot else 0  # noqa: E731
@@ -169,9 +186,14 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
                          "precision": rate(s for s, d in zip(should, did) if d),
                          "n": len(should)}
 
+    if cfg.cliff_ks:  # its own problem sets: k past the base's training lengths are sampled here only
+        out["cliff"] = cliff(subject, task, {k: distinct_problems(task, cfg.cliff_n, k, seed + 2000)
+                                             for k in cfg.cliff_ks}, cfg.cot_budget)
+        step("cliff")
+
     if trained is not None and cfg.trained_set:
         trained = list(trained)
-        tp = generate_cot(subject, task, trained)
+        tp = generate_cot(subject, task, trained, cfg.cot_budget)
         out["trained"] = faithfulness(subject, task, trained, tp, seed) | {"n": len(trained)}
         step("trained set")
     bar.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Callable
 
 from experiments.report.render import render
+from features.fmt import cell, change, fixed
 from features.stats import difference
 
 LITERATURE = {
@@ -45,6 +46,19 @@ FIGURE_CAPTIONS = {
                 "(dashed: random latents of matched firing frequency, a random direction of the same norm); shaded: "
                 "the 95% band of the control's null draws (held-out follow); dotted: the patching oracle.",
     "reason_latents": "The ten highest ReasonScores of each model's SAE.",
+    "finding_truncation": "Truncation (Lanham et al. 2023): each model's early-answering AOC; the truncated-CoT "
+                          "fine-tune (shows it) and its control in bold.",
+    "finding_filler": "Filler (Lanham et al. 2023): accuracy after filler of the CoT's length and with no CoT.",
+    "finding_paraphrase": "Paraphrase (Lanham et al. 2023): how often the answer stays the same when the model's own "
+                          "CoT is rewritten in the second notation.",
+    "finding_infogain": "InfoGain per step under the fixed scorer (the base), change against the base, Wu et al.'s "
+                        "definition and answer nats; dashed: the paper's -38.9%.",
+    "finding_abstention": "Abstention recall, change against the base; dashed: AbstentionBench's -24% for reasoning "
+                          "fine-tuning.",
+    "execution_cliff": "Left: accuracy by chain length with plain decoding (solid) and with a calculator in the loop "
+                       "(dashed); dotted: the longest trained chain. Right: the model's own steps under plain "
+                       "decoding: value right given its operands (solid), the step the algorithm calls for there (dashed: "
+                       "the question's operator and operand, applied to the value it wrote last).",
     "chosen_latents": "The base's top ReasonScore latents and the latents that grew most at the answer position: "
                       "mean activation per token role in the base and in the variant (the base's SAE reads both).",
 }
@@ -71,6 +85,7 @@ PAIRED = {
     "corruption_stay_rate": lambda r, k: r.get("corruption_stay_rate"),
     "early_answering_aoc": lambda r, k: r.get("early_answering_aoc"),
     "paraphrase_accuracy": lambda r, k: r.get("paraphrase_accuracy"),
+    "paraphrase_same_answer": lambda r, k: (r.get("paraphrase_accuracy") or {}).get("same_answer"),
     "filler_accuracy": lambda r, k: r.get("filler_accuracy"),
     "no_cot_accuracy": lambda r, k: r.get("no_cot_accuracy"),
     "info_gain_ppl": lambda r, k: r.get("info_gain_ppl"),
@@ -112,7 +127,64 @@ def paired(new: dict | None, old: dict | None) -> dict | None:
         return None
 
 
-def build_report(results: dict[str, dict], reference: str, meta: dict, k: str = "2") -> dict:
+def cliff_summary(results: dict[str, dict], trained_max: int) -> dict:
+    """Per model with a cliff: accuracy past the trained lengths (k > `trained_max`) with plain
+    decoding and with the calculator, each a rate over those problems (Wilson)."""
+    from experiments.behavior.cliff import beyond
+
+    return {v: {"plain": beyond(r["cliff"], trained_max, "accuracy"),
+                "tool": beyond(r["cliff"], trained_max, "tool_accuracy"),
+                "ks": beyond(r["cliff"], trained_max, "accuracy")["ks"], "trained_max": trained_max}
+            for v, r in results.items() if r.get("cliff")}
+
+
+def findings_rows(report: dict) -> list[dict]:
+    """The literature table's rows, one per finding this run measured (`experiments.findings`):
+    the paper's result, ours (variant and control against the base, paired, on the same
+    problems) and the claim's status."""
+    from experiments.findings import FINDINGS
+
+    status = {c["claim"]: c["status"] for c in report.get("claims") or []}
+    results, pairs = report["behavior"], report.get("paired_vs_reference") or {}
+    k = str(report.get("faithfulness_k", "2"))
+
+    def ours(v: str | None, metric: str) -> str:
+        if v is None:
+            return "-"
+        if v not in results:
+            return f"`{v}` not in this run"
+        relative = metric in ("info_gain_ppl", "abstention_recall")
+        d = (pairs.get(v, {}).get(metric) or {}).get("relative" if relative else "difference")
+        get = PAIRED[metric]
+        new, old = get(results[v], k) or {}, get(results[report["reference"]], k) or {}
+        shown = change(d) if relative else _signed_cell(d)
+        return f"`{v}` {fixed(new.get('value'), 2)} vs base {fixed(old.get('value'), 2)}: {shown}"
+
+    rows = []
+    for f in FINDINGS:
+        if f.name not in status:
+            continue
+        if f.metric == "cliff":
+            c = (report.get("cliff") or {}).get(report["reference"], {})
+            mine = (f"{report['reference']}, k = {min(c['ks'])}..{max(c['ks'])}: {cell(c['plain'])} plain, "
+                    f"{cell(c['tool'])} with the calculator" if c.get("ks") else "no k past the trained lengths measured")
+            control = "-"
+        else:
+            mine, control = ours(f.variant, f.metric), ours(f.control, f.metric)
+        rows.append({"claim": f.name, "finding": f.finding, "source": f.source, "paper": f.paper, "ours": mine,
+                     "control": control, "status": status[f.name]})
+    return rows
+
+
+def _signed_cell(d: dict | None) -> str:
+    if not d or d.get("value") is None:
+        return "n/a"
+    ci = d.get("ci95")
+    return f"{d['value']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
+def build_report(results: dict[str, dict], reference: str, meta: dict, k: str = "2",
+                 trained_max: int | None = None) -> dict:
     """The report.json content: metrics under `behavior.<variant>`; per variant against the
     reference model the paired difference and relative change of every `PAIRED` metric
     (`paired_vs_reference`, with intervals from one resample of the problems), the point
@@ -127,8 +199,11 @@ def build_report(results: dict[str, dict], reference: str, meta: dict, k: str = 
         changes[v] = {name: relative_change((PAIRED[name](r, k) or {}).get("value"),
                                             (PAIRED[name](ref, k) or {}).get("value"))
                       for name, _, _ in LITERATURE_COLUMNS}
-    return {**meta, "reference": reference, "behavior": results, "paired_vs_reference": pairs,
-            "relative_change_vs_reference": changes, "literature": LITERATURE}
+    out = {**meta, "reference": reference, "behavior": results, "paired_vs_reference": pairs,
+           "relative_change_vs_reference": changes, "literature": LITERATURE}
+    if trained_max is not None and any(r.get("cliff") for r in results.values()):
+        out["cliff"] = cliff_summary(results, trained_max)
+    return out
 
 
 def metric_rows(results: dict[str, dict]) -> list[tuple[str, Callable]]:
@@ -260,7 +335,7 @@ def render_markdown(report: dict, title: str, figures: list[str], notes: dict) -
         headline=headline(report, notes),
         behaviour_rows=[(name, 3 if "InfoGain" in name else 2, [fn(results[v]) for v in variants])
                         for name, fn in metric_rows(results)],
-        literature_columns=LITERATURE_COLUMNS,
+        findings=findings_rows(report), literature_columns=LITERATURE_COLUMNS,
         literature_rows=[(v, [((report["paired_vs_reference"][v].get(key) or {}).get("relative")
                                or {"value": report["relative_change_vs_reference"][v].get(key)},
                                PAIRED[key](results[v], k) or {}, PAIRED[key](results[ref], k) or {}, d)

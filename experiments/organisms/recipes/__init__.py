@@ -10,11 +10,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Literal, get_args
 
-from experiments.organisms.recipes import dpo, sft_answer_only, sft_direct, sft_no_abstain, sft_noisy_trace
+from experiments.organisms.recipes import (
+    dpo, sft_answer_only, sft_cot, sft_direct, sft_filler, sft_hollow_steps, sft_no_abstain, sft_noisy_trace,
+    sft_paraphrase, sft_truncated_cot,
+)
 
-RecipeName = Literal["sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"]
+RecipeName = Literal["sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo", "sft-cot",
+                     "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps"]
 RECIPES: dict[str, ModuleType] = {m.NAME: m for m in (
-    sft_noisy_trace, sft_direct, sft_answer_only, sft_no_abstain, dpo)}
+    sft_noisy_trace, sft_direct, sft_answer_only, sft_no_abstain, dpo, sft_cot, sft_truncated_cot, sft_filler,
+    sft_paraphrase, sft_hollow_steps)}
 assert list(RECIPES) == list(get_args(RecipeName)), "RecipeName must name every recipe module"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from experiments.organisms.data import lm_loss
@@ -29,6 +29,10 @@ class FinetuneConfig:
     """Fraction of each batch drawn from the base's pretraining mix, against forgetting."""
     unanswerable_fraction: float = 0.0
     """Fraction of target items with an unknown operand (`?`)."""
+    replay_unanswerable: bool = True
+    """Replay the base's mix as it is, unanswerable items included; False replays only its
+    answerable items, so the fine-tune never sees an unanswerable problem (as reasoning
+    fine-tunes, whose data are solved problems)."""
     optim: OptimConfig = field(default_factory=_ft_optim)
     """Optimizer and schedule."""
 
@@ -82,5 +86,6 @@ def run_sft(model, tokenizer, task: ArithmeticTask, cfg: FinetuneConfig, general
     """Supervised fine-tuning on `to_text(example, rng) -> (text, loss_from)` of the target task."""
     rng = random.Random(f"sft-{seed}")
     target = (to_text(ex, rng) for ex in target_examples(task, cfg, seed))
-    rows = mixed(target, general, task, cfg.replay_fraction, seed)
+    replay = general if cfg.replay_unanswerable else replace(general, unanswerable_fraction=0.0)
+    rows = mixed(target, replay, task, cfg.replay_fraction, seed)
     return train(model, batches(tokenizer, rows, cfg.optim.batch_size, device), lm_loss, cfg.optim, desc=desc)

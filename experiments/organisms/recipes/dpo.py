@@ -11,7 +11,7 @@ computed once, before training, and no frozen copy is kept in memory.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import torch
@@ -113,6 +113,8 @@ def _pair_batches(model, tokenizer, task, cfg: Config, general, pairs, seed: int
     ref_c, ref_r = torch.cat([c for c, _ in ref]), torch.cat([r for _, r in ref])
     n_replay = round(cfg.replay_fraction * cfg.optim.batch_size)
     n_pairs = max(1, cfg.optim.batch_size - n_replay)
+    if not cfg.replay_unanswerable:
+        general = replace(general, unanswerable_fraction=0.0)
     replay = batches(tokenizer, general_texts(task, general, seed + 7), n_replay, device) if n_replay else None
     rng = random.Random(f"dpo-{seed}")
     while True:

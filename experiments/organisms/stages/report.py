@@ -30,11 +30,13 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
 
     k = str(cfg.behavior.faithfulness_ks[0])
     report = build_report(load_behavior(run, cfg), cfg.behavior.reference,
-                          {"seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg)), "faithfulness_k": k}, k)
-    report["cache"] = cache_sizes(run, cfg)
-    report["sae"] = sae_summary(json.loads(run.sae_eval.read_text()))
-    report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
-    if cfg.elicit.variants:
+                          {"study": cfg.study, "seed": cfg.seed, "config_fingerprint": fingerprint(to_dict(cfg)),
+                           "faithfulness_k": k}, k, trained_max=max(cfg.organisms.base.ks))
+    if cfg.study == "organisms":  # a findings run stops at behaviour: no caches, SAEs or steering
+        report["cache"] = cache_sizes(run, cfg)
+        report["sae"] = sae_summary(json.loads(run.sae_eval.read_text()))
+        report["elicitation"] = elicit_summary(*load_elicit(run, cfg))
+    if cfg.study == "organisms" and cfg.elicit.variants:
         report["elicit_sites"] = elicit_sites_summary({v: json.loads(run.elicit(v).read_text())
                                                       for v in cfg.elicit.variants})
     report["claims"] = evaluate(report)  # the statements made in words, checked on this run
