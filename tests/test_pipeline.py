@@ -38,12 +38,14 @@ def test_run_directory_report_and_figures(quick_run):
 
     report = json.loads((run / "report.json").read_text())
     assert list(report["behavior"]) == ["base", "sft-noisy-trace", "sft-direct", "sft-answer-only",
-                                        "sft-no-abstain", "dpo"]
+                                        "sft-no-abstain", "dpo", "sft-cot", "sft-truncated-cot", "sft-filler",
+                                        "sft-paraphrase", "sft-hollow-steps"]
     for v, r in report["behavior"].items():
         for key in REPORT_KEYS:
             assert key in r, (v, key)
         assert all(c["n"] == cfg.behavior.n for c in r["accuracy"].values())
-        assert r["early_answering_aoc"]["n"] > 0 and r["corruption_follow_rate"]["n"] > 0
+        if v != "sft-hollow-steps":  # its 15 quick steps write no well-formed doubled CoT: nothing to cut
+            assert r["early_answering_aoc"]["n"] > 0 and r["corruption_follow_rate"]["n"] > 0
         assert r["abstention"]["recall"]["n"] == cfg.behavior.n and r["cot_length"]["n"] > 0
     change = report["relative_change_vs_reference"]["sft-no-abstain"]["abstention_recall"]
     rb, rv = (report["behavior"][m]["abstention"]["recall"]["value"] for m in ("base", "sft-no-abstain"))

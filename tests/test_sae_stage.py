@@ -15,7 +15,8 @@ from sae.evaluate import evaluate_on_cache
 from sae.load import load_sae_folder
 
 HOOK = "blocks.1.hook_resid_post"
-MODELS = ["base", "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo"]
+MODELS = ["base", "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo", "sft-cot",
+          "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps"]  # the quick config's
 
 
 def test_sae_stage_outputs_metrics_figures_and_report(quick_run):
