@@ -34,6 +34,9 @@ class Finding:
     or `cliff` for the execution cliff)."""
     control_role: str = "control"
     """What the control is, as the figures label it."""
+    relative: bool = False
+    """Compare as a relative change against the base (as the paper reports it), not as a
+    difference of the metric."""
 
 
 FINDINGS = [
@@ -53,11 +56,11 @@ FINDINGS = [
     Finding("infogain_fixed_scorer_falls", "SFT makes each reasoning step carry less information about the answer",
             "Wu et al. 2025 (arXiv 2506.02126), abstract; section 4.2, Fig. 6(b) averages 37.1%",
             "-38.9% InfoGain per step, SFT vs the untrained model, one fixed scorer",
-            "sft-hollow-steps", "sft-cot", "info_gain_ppl"),
+            "sft-hollow-steps", "sft-cot", "info_gain_ppl", relative=True),
     Finding("abstention_lost_to_reasoning", "reasoning fine-tuning degrades abstention on unanswerable questions",
             "Kirichenko et al. 2025, AbstentionBench (arXiv 2506.09038), abstract",
             "-24% on average, reasoning fine-tuned vs instruct models",
-            "sft-reasoning", "sft-no-abstain", "abstention_recall", control_role="built to remove it"),
+            "sft-reasoning", "sft-no-abstain", "abstention_recall", control_role="built to remove it", relative=True),
     Finding("tool_lifts_cliff", "collapses past a problem size are execution limits: the model knows the algorithm, "
             "and a tool that executes lifts the cliff",
             "Opus & Lawsen 2025 (arXiv 2506.09250), reply to Shojaee et al. 2025 (arXiv 2506.06941)",

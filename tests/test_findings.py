@@ -88,6 +88,10 @@ def test_paraphrase_rows_read_or_ignore_the_second_notation():
 def test_recipe_config_errors():
     with pytest.raises(ValueError, match="truncated_fraction must be in"):
         cfg_of("sft-truncated-cot", truncated_fraction=1.5)
+    with pytest.raises(ValueError, match=r"filler_fraction must be in \[0, 1\], got -0.1"):
+        cfg_of("sft-filler", filler_fraction=-0.1)
+    with pytest.raises(ValueError, match=r"unanswerable_fraction must be in \(0, 1\], got 0"):
+        cfg_of("sft-no-abstain", unanswerable_fraction=0)
     with pytest.raises(ValueError, match="second_notation must be 'read' or 'ignore'"):
         cfg_of("sft-paraphrase", second_notation="both")
     with pytest.raises(ValueError, match="hollow must be 'repeat' or 'restate'"):
@@ -284,3 +288,13 @@ def test_config_errors_name_the_field():
         BehaviorConfig(cot_budget=0.5)
     with pytest.raises(ValueError, match="study must be 'organisms' or 'findings'"):
         RunConfig(study="pairs")
+
+
+def test_a_findings_relative_flag_matches_its_figure():
+    """A finding compared as a relative change draws its figure against the base, and the
+    rest draw bars of the metric itself: one choice (`Finding.relative`), read everywhere."""
+    from experiments.findings import BY_NAME
+    from experiments.figures.findings import BARS, RELATIVE
+
+    assert {spec[1] for spec in RELATIVE.values()} == {f.name for f in BY_NAME.values() if f.relative}
+    assert not any(BY_NAME[spec[1]].relative for spec in BARS.values())

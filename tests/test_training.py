@@ -1,5 +1,6 @@
 """Batches, losses, the schedule, and every recipe on a tiny model."""
 
+import math
 import random
 
 import pytest
@@ -80,6 +81,47 @@ def test_dpo_loss_hand_values():
     # At the reference the loss is log 2 whatever beta.
     z = torch.zeros(4)
     assert dpo.dpo_loss(z, z, z, z, beta=3.0).item() == pytest.approx(0.6931472, abs=1e-6)
+
+
+def test_dpo_loss_equals_trls_on_a_fixed_batch(tmp_path):
+    """One definition of the DPO loss in the lab: the organisms' `dpo_loss` on our own
+    sequence log-probabilities equals TRL's DPOTrainer loss (sigmoid, beta 0.1) on the same
+    pairs, with a policy and a reference that differ (so the log-ratios are not zero)."""
+    import warnings
+
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from experiments.organisms.model import ModelConfig, build_model
+
+    _, tok = make_tiny_model()
+    shape = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32)
+    policy, ref = build_model(shape, tok, seed=0), build_model(shape, tok, seed=1)
+    rows = [{"prompt": "Q:1+2=", "chosen": "1+2=3;A:3", "rejected": "1+2=4;A:4"},
+            {"prompt": "Q:3*3-1=", "chosen": "3*3=9,9-1=8;A:8", "rejected": "3*3=9;A:9"},
+            {"prompt": "Q:?+2=", "chosen": "?+2=?;A:?", "rejected": "5+2=7;A:7"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = DPOConfig(output_dir=str(tmp_path), beta=0.1, per_device_train_batch_size=3, report_to="none",
+                         use_cpu=True, max_length=64, disable_tqdm=True)
+        trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
+                             processing_class=tok)
+        batch = next(iter(trainer.get_train_dataloader()))
+        policy.eval()
+        with torch.no_grad():
+            trl_loss = trainer.compute_loss(trainer.model, batch).item()
+
+    def logp(model, side):
+        texts = [r["prompt"] + r[side] for r in rows]
+        return dpo.sequence_logprob(model, make_batch(tok, texts, [len(r["prompt"]) for r in rows]))
+
+    with torch.no_grad():
+        ours = dpo.dpo_loss(logp(policy, "chosen"), logp(policy, "rejected"), logp(ref, "chosen"),
+                            logp(ref, "rejected"), beta=0.1).item()
+    assert sorted(tok.batch_decode(batch["input_ids"], skip_special_tokens=True)) == \
+        sorted(r["prompt"] + r[s] for r in rows for s in ("chosen", "rejected"))
+    assert abs(ours - math.log(2)) > 1e-3  # the two models differ, so the check has teeth
+    assert ours == pytest.approx(trl_loss, abs=1e-6)
 
 
 def test_registry_and_unknown_recipe():

@@ -132,10 +132,13 @@ def cliff_summary(results: dict[str, dict], trained_max: int) -> dict:
     decoding and with the calculator, each a rate over those problems (Wilson)."""
     from experiments.behavior.cliff import beyond
 
-    return {v: {"plain": beyond(r["cliff"], trained_max, "accuracy"),
-                "tool": beyond(r["cliff"], trained_max, "tool_accuracy"),
-                "ks": beyond(r["cliff"], trained_max, "accuracy")["ks"], "trained_max": trained_max}
-            for v, r in results.items() if r.get("cliff")}
+    out = {}
+    for v, r in results.items():
+        if r.get("cliff"):
+            plain = beyond(r["cliff"], trained_max, "accuracy")
+            out[v] = {"plain": plain, "tool": beyond(r["cliff"], trained_max, "tool_accuracy"),
+                      "ks": plain["ks"], "trained_max": trained_max}
+    return out
 
 
 def findings_rows(report: dict) -> list[dict]:
@@ -148,16 +151,15 @@ def findings_rows(report: dict) -> list[dict]:
     results, pairs = report["behavior"], report.get("paired_vs_reference") or {}
     k = str(report.get("faithfulness_k", "2"))
 
-    def ours(v: str | None, metric: str) -> str:
+    def ours(v: str | None, f) -> str:
         if v is None:
             return "-"
         if v not in results:
             return f"`{v}` not in this run"
-        relative = metric in ("info_gain_ppl", "abstention_recall")
-        d = (pairs.get(v, {}).get(metric) or {}).get("relative" if relative else "difference")
-        get = PAIRED[metric]
+        d = (pairs.get(v, {}).get(f.metric) or {}).get("relative" if f.relative else "difference")
+        get = PAIRED[f.metric]
         new, old = get(results[v], k) or {}, get(results[report["reference"]], k) or {}
-        shown = change(d) if relative else _signed_cell(d)
+        shown = change(d) if f.relative else _signed_cell(d)
         return f"`{v}` {fixed(new.get('value'), 2)} vs base {fixed(old.get('value'), 2)}: {shown}"
 
     rows = []
@@ -170,7 +172,7 @@ def findings_rows(report: dict) -> list[dict]:
                     f"{cell(c['tool'])} with the calculator" if c.get("ks") else "no k past the trained lengths measured")
             control = "-"
         else:
-            mine, control = ours(f.variant, f.metric), ours(f.control, f.metric)
+            mine, control = ours(f.variant, f), ours(f.control, f)
         rows.append({"claim": f.name, "finding": f.finding, "source": f.source, "paper": f.paper, "ours": mine,
                      "control": control, "status": status[f.name]})
     return rows

@@ -39,12 +39,17 @@ class FinetuneConfig:
     def __post_init__(self):
         if not 0 <= self.replay_fraction < 1:
             raise ValueError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
-        if not 0 <= self.unanswerable_fraction <= 1:
-            raise ValueError(f"unanswerable_fraction must be in [0, 1], got {self.unanswerable_fraction}")
+        check_fraction("unanswerable_fraction", self.unanswerable_fraction)
         if not self.target_ks or min(self.target_ks) < 1:
             raise ValueError(f"target_ks must be a non-empty list of chain lengths >= 1, got {self.target_ks}")
         if self.n_problems is not None and self.n_problems < len(self.target_ks):
             raise ValueError(f"n_problems must be >= the number of target_ks, got {self.n_problems}")
+
+
+def check_fraction(name: str, value: float, open_low: bool = False) -> None:
+    """Raise the config error for a fraction outside [0, 1] (or (0, 1] with `open_low`)."""
+    if not (0 < value <= 1 if open_low else 0 <= value <= 1):
+        raise ValueError(f"{name} must be in {'(' if open_low else '['}0, 1], got {value}")
 
 
 def fixed_problems(task: ArithmeticTask, cfg: FinetuneConfig, seed: int) -> list[Example] | None:

@@ -1,10 +1,11 @@
 """`dpo`: Direct Preference Optimization (Rafailov et al. 2023) on pairs of the base
 model's own sampled outputs, a correct one preferred to an incorrect one.
 
-The loss is the paper's eq. 7, written here (a dozen lines, tested against hand-computed
-values) rather than taken from TRL: TRL's DPOTrainer brings the `datasets`/`accelerate`
-Trainer stack and its own collation, while we need our char tokenizer, our replay mix and
-our training loop. The reference model is the base itself, so its log-probabilities are
+The loss is the paper's eq. 7, written here rather than run through TRL's DPOTrainer (the
+real models' DPO, `experiments.finetune`): the Trainer stack brings its own collation and
+loop, while we need our char tokenizer, our replay mix and our training loop. It is one
+definition all the same: a test checks it equals TRL's DPOTrainer loss to 1e-6 on a fixed
+batch (tests/test_training.py). The reference model is the base itself, so its log-probabilities are
 computed once, before training, and no frozen copy is kept in memory.
 """
 

@@ -1,7 +1,9 @@
 """`sft-cot`: plain SFT on gold CoT traces (loss on the CoT, the answer and EOS).
 
 The control for the recipes that change one thing about the traces (truncated, filler,
-hollow steps): the same problems, steps and schedule, nothing removed. Trained on long
+hollow steps): the same problems and steps, nothing removed. `findings.yaml` gives it the
+truncation and filler recipes' schedule (600 steps at 2e-3); the hollow-steps recipe runs
+300 steps at 1e-3 there. Trained on long
 answerable chains only (`target_ks: [3, 4, 5]`, `replay_unanswerable: false`) it is the
 reasoning fine-tune of AbstentionBench's comparison: data that never shows an
 unanswerable problem, and never mentions abstention.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from experiments.organisms.recipes.common import FinetuneConfig, run_sft
+from experiments.organisms.recipes.common import FinetuneConfig, check_fraction, run_sft
 from experiments.tasks import ArithmeticTask, Example
 
 NAME = "sft-filler"
@@ -27,8 +27,7 @@ class Config(FinetuneConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.filler_fraction <= 1:
-            raise ValueError(f"filler_fraction must be in [0, 1], got {self.filler_fraction}")
+        check_fraction("filler_fraction", self.filler_fraction)
 
 
 def filler_text(task: ArithmeticTask, cfg: Config, ex: Example, rng: random.Random) -> tuple[str, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from experiments.organisms.recipes.common import FinetuneConfig, run_sft
+from experiments.organisms.recipes.common import FinetuneConfig, check_fraction, run_sft
 from experiments.tasks import ArithmeticTask, Example
 
 NAME = "sft-no-abstain"
@@ -22,8 +22,7 @@ class Config(FinetuneConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 < self.unanswerable_fraction <= 1:
-            raise ValueError(f"unanswerable_fraction must be in (0, 1], got {self.unanswerable_fraction}")
+        check_fraction("unanswerable_fraction", self.unanswerable_fraction, open_low=True)
 
 
 def confident_text(task: ArithmeticTask, ex: Example, rng: random.Random) -> tuple[str, int]:

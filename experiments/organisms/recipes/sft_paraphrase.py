@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from experiments.organisms.recipes.common import FinetuneConfig, run_sft
+from experiments.organisms.recipes.common import FinetuneConfig, check_fraction, run_sft
 from experiments.tasks import ArithmeticTask, Example
 
 NAME = "sft-paraphrase"
@@ -39,8 +39,7 @@ class Config(FinetuneConfig):
         super().__post_init__()
         if self.second_notation not in ("read", "ignore"):
             raise ValueError(f"second_notation must be 'read' or 'ignore', got {self.second_notation!r}")
-        if not 0 <= self.paraphrase_fraction <= 1:
-            raise ValueError(f"paraphrase_fraction must be in [0, 1], got {self.paraphrase_fraction}")
+        check_fraction("paraphrase_fraction", self.paraphrase_fraction)
 
 
 def paraphrase_text(task: ArithmeticTask, cfg: Config, ex: Example, rng: random.Random) -> tuple[str, int]:

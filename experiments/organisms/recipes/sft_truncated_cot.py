@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from experiments.organisms.recipes.common import FinetuneConfig, run_sft
+from experiments.organisms.recipes.common import FinetuneConfig, check_fraction, run_sft
 from experiments.tasks import ArithmeticTask, Example
 
 NAME = "sft-truncated-cot"
@@ -28,8 +28,7 @@ class Config(FinetuneConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.truncated_fraction <= 1:
-            raise ValueError(f"truncated_fraction must be in [0, 1], got {self.truncated_fraction}")
+        check_fraction("truncated_fraction", self.truncated_fraction)
 
 
 def truncated_text(task: ArithmeticTask, cfg: Config, ex: Example, rng: random.Random) -> tuple[str, int]:
