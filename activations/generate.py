@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from activations.tokens import right_pad
 
@@ -94,13 +94,15 @@ class _EndsWith(StoppingCriteria):
 @torch.inference_mode()
 def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
                   temperature: float = 0.0, seed: int = 0, fwd_hooks: FwdHooks = (),
-                  stop: Sequence[str] = ()) -> list[str]:
+                  stop: Sequence[str] = (), logits_processors: Sequence[LogitsProcessor] = ()) -> list[str]:
     """Continuations of `prompts` (text after the prompt, up to EOS, specials removed).
 
     temperature 0 is greedy decoding; > 0 samples (seeded by `seed`). Prompts are
     left-padded so every row's next token sits at the last position. A row also ends once
     its continuation ends with one of `stop` (kept in the text), so a decoding loop can
-    hand over to a tool there.
+    hand over to a tool there. `logits_processors` (HF `LogitsProcessor`s, e.g.
+    `features.thought_switch.ThoughtSwitchPenalty`) change the logits before each choice,
+    after HF's own (temperature); one with a `reset()` method is reset before every batch.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -116,7 +118,10 @@ def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int,
             enc = tokenizer(list(prompts[i:i + batch_size]), padding=True, return_tensors="pt").to(device)
             # a fresh criterion per batch: it learns where this batch's prompts end
             stopping = {"stopping_criteria": StoppingCriteriaList([_EndsWith(tokenizer, stop)])} if stop else {}
-            gen = lm.generate(**enc, **sampling, **stopping, max_new_tokens=max_new_tokens,
+            for p in logits_processors:
+                getattr(p, "reset", lambda: None)()
+            extra = {"logits_processor": LogitsProcessorList(logits_processors)} if logits_processors else {}
+            gen = lm.generate(**enc, **sampling, **stopping, **extra, max_new_tokens=max_new_tokens,
                               pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
             out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out

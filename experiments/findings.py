@@ -30,10 +30,14 @@ class Finding:
     control: str | None
     """The variant that should not (None: the comparison is with the base alone)."""
     metric: str
-    """The metric compared against the base (a key of `experiments.report.organisms.PAIRED`,
-    or `cliff` for the execution cliff)."""
+    """The metric compared against the base (a key of `experiments.report.organisms.PAIRED`),
+    or a measurement of its own: `cliff` (the execution cliff), `compress` (steering against
+    no steering), `switch` (the penalty against none), `format` (a task change's new output
+    format), `instruction` (seen and held-out instructions)."""
     control_role: str = "control"
     """What the control is, as the figures label it."""
+    others: tuple[str, ...] = ()
+    """Further controls, shown and checked beside `control`."""
     relative: bool = False
     """Compare as a relative change against the base (as the paper reports it), not as a
     difference of the metric."""
@@ -67,6 +71,30 @@ FINDINGS = [
             "Tower of Hanoi with 15 disks solved 'with very high accuracy' when the model writes a program "
             "instead of every move (no single number)",
             "base", None, "cliff"),
+    Finding("compression_keeps_accuracy", "one difference-of-means vector from concise and verbose CoTs of the "
+            "same problems, added at one layer while generating, shortens the CoT at equal accuracy, training-free",
+            "Azizi et al. 2025 (arXiv 2507.04742), section 4, Table 1, Fig. 4",
+            "-67.4% CoT tokens at equal accuracy (R1-Distill-Llama-8B on GSM8K: 2610 -> 850 tokens, 89.1 -> 89.3%); "
+            "2.73x wall-clock speed-up on MATH500 (8B)",
+            "sft-verbosity", None, "compress", control_role="a random direction of the same norm"),
+    Finding("switch_penalty_helps", "a decoding-time penalty on the tokens that open a new thought makes a model "
+            "that abandons promising attempts switch less and answer better",
+            "Wang et al. 2025 (arXiv 2501.18585), section 3.1 eq. 2, Table 3",
+            "QwQ-32B-Preview on AIME2024: Pass@1 38.3 -> 44.1%, switch tokens 16.1 -> 13.9 per response "
+            "(strength 3, duration 600)",
+            "sft-switch", "base", "switch", control_role="never switches"),
+    Finding("dpo_fixes_format", "a small model fine-tuned with DPO on a teacher's right and wrong examples fixes the "
+            "output-format failures SFT leaves", "Manduzio et al. 2024 (arXiv 2410.18890), abstract",
+            "DPO on a large model's right and wrong reasoning chains improves a small model's function calling over "
+            "the original model (its abstract; an SFT-against-DPO format number was not found)",
+            "dpo-format", "sft-format", "format", control_role="SFT, the same examples"),
+    Finding("instructions_barely_matter", "instruction tuning learns the output space more than the instruction: "
+            "empty or wrong instructions with the right outputs do about as well as the correct ones",
+            "Kung & Peng 2023 (ACL; arXiv 2305.11383), abstract",
+            "T5 tuned on simplified or delusive instructions 'comparable' to the original ones; in low-resource "
+            "zero-shot classification instruction tuning reaches 43% exact match, a random-guessing baseline 42.6%",
+            "sft-instruction", "sft-instruction-empty", "instruction", control_role="no instruction",
+            others=("sft-instruction-wrong",)),
 ]
 """Every finding, in the order of the literature table."""
 

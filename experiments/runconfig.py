@@ -59,6 +59,13 @@ class RunConfig:
         if self.behavior.reference not in names:
             raise ValueError(f"behavior.reference {self.behavior.reference!r} is not a model of this run; "
                              f"use one of {names}")
+        for sweep in ("switch", "compress", "format", "instruction"):
+            bad = [v for v in getattr(self.behavior, sweep).models if v not in names]
+            if bad:
+                raise ValueError(f"behavior.{sweep}.models: {bad} are not models of this run; use some of {names}")
+        layers = self.behavior.compress.layers or []
+        if any(not 0 <= L < self.organisms.model.n_layers for L in layers):
+            raise ValueError(f"behavior.compress.layers must be in 0..{self.organisms.model.n_layers - 1}, got {layers}")
         from activations.cache.writer import expand_hooks
 
         hooks = expand_hooks(self.cache.write.hooks, self.organisms.model.n_layers)

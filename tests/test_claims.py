@@ -117,10 +117,48 @@ def test_finding_claims_by_hand():
             "sft-hollow-steps": paired(info_gain_ppl=summary(-0.4, -0.45, -0.35), accuracy=summary(-0.01, -0.03, 0.0),
                                        info_gain_per_step=summary(-0.5, -0.6, -0.4)),
             "sft-reasoning": paired(abstention_recall=summary(-0.2, -0.25, -0.15))}}
+    r["behavior"] |= {
+        "sft-verbosity": {"compress": {"length_cut": summary(-0.6, -0.65, -0.55), "accuracy_change": summary(0.0, -0.01, 0.01),
+                                       "random_direction": {"length_cut": summary(-0.05, -0.1, 0.0)}}},
+        "sft-switch": {"switch": {"strongest": "8", "by_strength": {"8": {
+            "switch_change": summary(-0.4, -0.45, -0.35), "accuracy_change": summary(0.2, 0.15, 0.25)}}}},
+        "base": {"switch": {"strongest": "8", "by_strength": {"8": {"accuracy_change": summary(0.0, 0.0, 0.0)}}}}}
     got = {row["claim"]: row["status"] for row in evaluate(r)}
     # filler: +0.12 is above 0 but its interval reaches -0.01: undecided; no cliff measured
     assert got == {"truncation_invariance": "holds", "filler_invariance": "undecided",
                    "paraphrase_invariance": "holds", "infogain_fixed_scorer_falls": "holds",
-                   "abstention_lost_to_reasoning": "holds", "tool_lifts_cliff": "undecided"}
+                   "abstention_lost_to_reasoning": "holds", "tool_lifts_cliff": "undecided",
+                   "compression_keeps_accuracy": "holds", "switch_penalty_helps": "holds",
+                   "dpo_fixes_format": "undecided", "instructions_barely_matter": "undecided"}
+    def rates(*flags):  # a pooled rate with its per-problem data, as the sweeps write them
+        from features.stats import pooled
+
+        return pooled(list(flags), range(len(flags)), kind="rate")
+
+    # format: DPO writes the new format on 3 of 4 problems where SFT does on 1 (both right when they do)
+    r["behavior"] |= {"sft-format": {"format": {"new_format": rates(1, 0, 0, 0), "accuracy": rates(1, 0, 0, 0),
+                                                "old_format": rates(0, 1, 1, 1)}},
+                      "dpo-format": {"format": {"new_format": rates(1, 1, 1, 0), "accuracy": rates(1, 1, 1, 0)}}}
+    # instructions: + and * seen, - held out; the controls follow the seen ones as well as the correct one
+    follows = lambda *seen: {"follows": {"+": rates(*seen), "*": rates(*seen), "-": rates(0, 0)},  # noqa: E731
+                                         "held_out": "-"}
+    r["behavior"] |= {"sft-instruction": {"instruction": follows(1, 1)},
+                      "sft-instruction-empty": {"instruction": follows(1, 1)},
+                      "sft-instruction-wrong": {"instruction": follows(1, 1)}}
+    got = {row["claim"]: row["status"] for row in evaluate(r)}
+    # +0.5 with only 4 problems: its interval reaches 0, undecided; the instructions: equal, no spread
+    assert got["dpo_fixes_format"] == "undecided" and got["instructions_barely_matter"] == "holds"
+    r["behavior"]["dpo-format"]["format"] = {"new_format": rates(0, 0, 0, 0), "accuracy": rates(0, 0, 0, 0)}
+    r["behavior"]["sft-instruction-wrong"]["instruction"] = follows(0, 0)
+    got = {row["claim"]: row["status"] for row in evaluate(r)}
+    assert got["dpo_fixes_format"] == "fails" and got["instructions_barely_matter"] == "fails"
+    comp, sw = r["behavior"]["sft-verbosity"]["compress"], r["behavior"]["sft-switch"]["switch"]["by_strength"]["8"]
+    comp["random_direction"]["length_cut"] = summary(-0.3, -0.35, -0.25)  # any push of that size cuts too
+    comp["accuracy_change"] = summary(-0.01, -0.03, 0.0)  # within 0.02, but its interval is not
+    sw["accuracy_change"] = summary(-0.01, -0.05, 0.03)
+    got = {row["claim"]: row["status"] for row in evaluate(r)}
+    assert got["compression_keeps_accuracy"] == "fails" and got["switch_penalty_helps"] == "fails"
+    comp["random_direction"]["length_cut"] = summary(-0.05, -0.1, 0.0)
+    assert {row["claim"]: row["status"] for row in evaluate(r)}["compression_keeps_accuracy"] == "undecided"
     r["paired_vs_reference"]["sft-hollow-steps"]["accuracy"]["difference"] = summary(-0.2, -0.25, -0.15)
     assert {row["claim"]: row["status"] for row in evaluate(r)}["infogain_fixed_scorer_falls"] == "fails"

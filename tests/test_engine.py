@@ -74,7 +74,9 @@ def test_the_closure_follows_imports_inside_functions_and_parent_packages():
     assert {"experiments.behavior.model_eval", "experiments.behavior", "experiments.tasks.arithmetic"} <= found
     assert not any(m.startswith(("sae", "experiments.elicit")) for m in found)
     # of features, only the statistics every summary is made with (features.stats imports nothing of saelab)
-    assert {m for m in found if m.startswith("features")} == {"features", "features.stats"}
+    # and the decoding interventions the compress and switch sweeps apply (none reads an SAE)
+    assert {m for m in found if m.startswith("features")} == {"features", "features.stats", "features.steer",
+                                                               "features.compress", "features.thought_switch"}
     # `from pkg import module` imports the module; `from module import name` only the module
     assert "experiments.engine.stage" in imports("experiments.stages.cache")
 

@@ -15,7 +15,8 @@ from activations.generate import generate_text
 from experiments.behavior.cliff import beyond, calculator_cot, cliff, step_accuracy, tool_value
 from experiments.behavior.core import Subject, generate_cot
 from experiments.behavior.info_gain import info_gain_ppl
-from experiments.claims import _tool_lifts_cliff, evaluate, FINDING_CLAIMS
+from experiments.claims import evaluate, FINDING_CLAIMS
+from experiments.finding_claims import _tool_lifts_cliff
 from experiments.organisms.pretrain import BaseConfig
 from experiments.organisms.recipes import get_recipe
 from experiments.organisms.recipes.common import FinetuneConfig
@@ -125,7 +126,7 @@ def test_replay_without_unanswerable_items_never_shows_one(monkeypatch):
     for flag in (True, False):
         seen.clear()
         cfg = dpo.Config(target_ks=[2], replay_fraction=0.5, replay_unanswerable=flag)
-        decode(dpo._pair_batches(model, tok, task, cfg, base, pairs, 0, "cpu"))
+        decode(dpo.pair_batches(model, tok, task, cfg, base, pairs, 0, "cpu"))
         assert len(seen) == 6 * 32 and (sum("?" in t for t in seen) > 15) == flag
 
 
@@ -271,11 +272,12 @@ def test_the_findings_config_is_a_behaviour_only_study():
     assert [s.name for s in study.stages] == ["organisms", "behavior", "figures", "report"]
     names = figure_names(cfg)
     assert "execution_cliff" in names and "finding_truncation" in names and "sae_frontier" not in names
+    assert "finding_compression" in names and "finding_switch" in names
     models = cfg.model_names()
-    assert all(f.variant in models and (f.control is None or f.control in models) for f in FINDINGS)
+    assert all(f.variant in models and all(c in models for c in (f.control, *f.others) if c) for f in FINDINGS)
     assert study_of_report({"study": "findings"}) == "findings" and study_of_report({}) == "organisms"
     full, _, s = load_any_config("full")
-    assert s.name == "organisms" and all(f.variant in full.model_names() for f in FINDINGS)
+    assert s.name == "organisms" and all(v in full.model_names() for f in FINDINGS for v in (f.variant, *f.others))
 
 
 def test_config_errors_name_the_field():

@@ -16,7 +16,8 @@ from sae.load import load_sae_folder
 
 HOOK = "blocks.1.hook_resid_post"
 MODELS = ["base", "sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo", "sft-cot",
-          "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps"]  # the quick config's
+          "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps", "sft-verbosity", "sft-switch",
+          "sft-format", "dpo-format", "sft-instruction"]  # the quick config's
 
 
 def test_sae_stage_outputs_metrics_figures_and_report(quick_run):

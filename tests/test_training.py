@@ -126,7 +126,8 @@ def test_dpo_loss_equals_trls_on_a_fixed_batch(tmp_path):
 
 def test_registry_and_unknown_recipe():
     assert set(RECIPES) == {"sft-noisy-trace", "sft-direct", "sft-answer-only", "sft-no-abstain", "dpo", "sft-cot",
-                            "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps"}
+                            "sft-truncated-cot", "sft-filler", "sft-paraphrase", "sft-hollow-steps", "sft-verbosity",
+                            "sft-switch", "sft-format", "dpo-format", "sft-instruction"}
     with pytest.raises(ValueError, match="unknown recipe 'sft-foo'; choose one of"):
         get_recipe("sft-foo")
 

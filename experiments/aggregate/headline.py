@@ -132,6 +132,28 @@ def _cliff(which: str) -> Callable[[dict], dict[str, Any]]:
     return lambda r: _present({m: dig(c, (which,)) for m, c in (r.get("cliff") or {}).items()})
 
 
+def _at_strongest(key: str) -> Callable[[dict], dict[str, Any]]:
+    """`switch.by_strength.<strongest>.<key>` of every model the switch sweep ran on."""
+    def get(r: dict) -> dict[str, Any]:
+        out = {}
+        for m, b in (r.get("behavior") or {}).items():
+            sw = b.get("switch") if isinstance(b, dict) else None
+            if sw:
+                out[m] = dig(sw, ("by_strength", sw["strongest"], key))
+        return _present(out)
+    return get
+
+
+def _held_out(r: dict) -> dict[str, Any]:
+    """`instruction.follows.<held-out instruction>` of every model the instruction sweep ran on."""
+    out = {}
+    for m, b in (r.get("behavior") or {}).items():
+        ins = b.get("instruction") if isinstance(b, dict) else None
+        if ins:
+            out[m] = dig(ins, ("follows", ins["held_out"][0]))
+    return _present(out)
+
+
 FINDINGS = [h for h in ORGANISMS if h.name != "gap_recovered_follow"] + [
     Headline("no_cot_accuracy", "accuracy with the answer forced right after the question", per_model("no_cot_accuracy")),
     Headline("paraphrase_same_answer", "the answer after the CoT paraphrased = the answer after the own CoT",
@@ -139,6 +161,19 @@ FINDINGS = [h for h in ORGANISMS if h.name != "gap_recovered_follow"] + [
     Headline("cot_length", "mean CoT length (tokens)", per_model("cot_length")),
     Headline("beyond_plain", "accuracy past the trained chain lengths, plain decoding", _cliff("plain")),
     Headline("beyond_tool", "accuracy past the trained chain lengths, calculator in the loop", _cliff("tool")),
+    Headline("compress_length_cut", "CoT length under compression steering against none (relative, paired; the "
+             "layer and scale chosen on other problems)", per_model("compress", "length_cut")),
+    Headline("compress_accuracy_change", "accuracy under compression steering minus none (paired)",
+             per_model("compress", "accuracy_change")),
+    Headline("compress_speedup", "generation time without steering / with it, one problem at a time",
+             per_model("compress", "speedup")),
+    Headline("switch_rate_change", "switch rate at the strongest penalty minus none (paired)",
+             _at_strongest("switch_change")),
+    Headline("switch_accuracy_change", "accuracy at the strongest switch penalty minus none (paired)",
+             _at_strongest("accuracy_change")),
+    Headline("format_new", "a task change's new output format on new problems", per_model("format", "new_format")),
+    Headline("format_accuracy", "right, in the new output format, on new problems", per_model("format", "accuracy")),
+    Headline("instruction_held_out", "follows the held-out instruction", _held_out),
 ]
 """The findings study (an organisms report without caches, SAEs or steering, plus the cliff)."""
 

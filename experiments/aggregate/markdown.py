@@ -36,7 +36,11 @@ SUMMARY = {"organisms": [("accuracy k=2", "accuracy", ":k=2"), ("corruption foll
                         ("InfoGain nats/step, base-scored", "info_gain_per_step", ""),
                         ("abstention recall", "abstention_recall", ""),
                         ("accuracy past the trained k, plain", "beyond_plain", ""),
-                        ("accuracy past the trained k, calculator", "beyond_tool", "")],
+                        ("accuracy past the trained k, calculator", "beyond_tool", ""),
+                        ("CoT length, compression steering vs none", "compress_length_cut", ""),
+                        ("accuracy at the strongest switch penalty - none", "switch_accuracy_change", ""),
+                        ("new output format, new problems", "format_new", ""),
+                        ("follows the held-out instruction", "instruction_held_out", "")],
            "pairs": [("accuracy", "accuracy", ""), ("answered", "answered", ""),
                      ("early answer = final", "early_same", ""), ("mistake changes answer", "mistake_changes", "")]}
 """The summary table's columns per study: heading, headline metric, subject suffix."""

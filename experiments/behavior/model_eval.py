@@ -9,7 +9,7 @@ from pathlib import Path
 
 from activations.models import load_hf
 from experiments.behavior.core import Subject
-from experiments.behavior.suite import BehaviorConfig, evaluate
+from experiments.behavior.suite import BehaviorConfig, distinct_problems, evaluate
 from experiments.config import to_dict
 from experiments.tasks import ArithmeticTask, Example
 
@@ -55,11 +55,39 @@ def check_task(folder: str | Path, task: ArithmeticTask) -> None:
 
 
 def evaluate_model(model: str, task: ArithmeticTask, cfg: BehaviorConfig, seed: int, device: str = "cpu",
-                   reference: str | None = None, desc: str = "behavior") -> dict:
-    """The suite's results for `model` (path or HF id); InfoGain also scored by `reference`."""
+                   reference: str | None = None, desc: str = "behavior", name: str | None = None) -> dict:
+    """The suite's results for `model` (path or HF id); InfoGain also scored by `reference`.
+    A model whose variant `name` the switch or compress sweep names gets that sweep too."""
     check_task(model, task)
     subject = load_subject(model, device, cfg.batch_size)
     if reference is not None:
         check_task(reference, task)
     ref = load_subject(reference, device, cfg.batch_size) if reference is not None else None
-    return evaluate(subject, task, cfg, seed, reference=ref, trained=trained_problems(model, task), desc=desc)
+    out = evaluate(subject, task, cfg, seed, reference=ref, trained=trained_problems(model, task), desc=desc)
+    if name is not None and name in cfg.switch.models:
+        from experiments.behavior.switch import switch_sweep
+
+        problems = distinct_problems(task, cfg.switch.n, cfg.switch.k, seed + 3000)
+        out["switch"] = switch_sweep(subject, task, problems, cfg.switch, seed)
+    if name is not None and name in cfg.format.models:
+        from experiments.behavior.format_eval import format_rates
+
+        out["format"] = format_rates(subject, task, distinct_problems(task, cfg.format.n, cfg.format.k, seed + 6000))
+    if name is not None and name in cfg.instruction.models:
+        from experiments.behavior.instruction_eval import instruction_rates
+
+        c = cfg.instruction
+        out["instruction"] = instruction_rates(subject, task, distinct_problems(task, c.n, c.k, seed + 7000), c)
+    if name is not None and name in cfg.compress.models:
+        from activations.models import load_bridge
+        from experiments.behavior.compress import compression_study
+
+        c = cfg.compress
+        pairs = task.sample(c.pairs, c.k, "train", seed + 4000)
+        taken = {ex.prompt for ex in pairs}
+        selection = [ex for ex in task.sample(c.select_n + c.pairs, c.k, "train", seed + 5000)
+                     if ex.prompt not in taken][:c.select_n]
+        sets = {"pairs": pairs, "selection": selection, "heldout": distinct_problems(task, c.n, c.k, seed + 1000)}
+        bridge = Subject(load_bridge(model, device), subject.tokenizer, batch_size=cfg.batch_size)
+        out["compress"] = compression_study(bridge, task, c, sets, seed)
+    return out

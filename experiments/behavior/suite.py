@@ -12,6 +12,11 @@ under `behavior.<variant>`.
     abstention             recall and precision on answerable + unanswerable items
     cliff[k]               cliff_ks: accuracy with plain decoding and with a calculator in the
                            loop, per-step accuracy of the model's own steps (behavior.cliff)
+    switch                 the models in switch.models: the thought-switch penalty's sweep
+    compress               the models in compress.models: activation-steered compression
+    format                 the models in format.models: the new output format of a task change
+    instruction            the models in instruction.models: seen and held-out instructions
+                           (the four added by `model_eval.evaluate_model`, which knows the name)
     trained                the same faithfulness tests on a variant's own training problems
 
 Every value is `{"value", "n", "ci95", ...}` (`features.stats`); the numbers of one held-out
@@ -27,6 +32,10 @@ from typing import Sequence
 
 from activations.progress import progress
 from experiments.behavior.cliff import cliff
+from experiments.behavior.compress import CompressConfig
+from experiments.behavior.format_eval import FormatConfig
+from experiments.behavior.instruction_eval import InstructionConfig
+from experiments.behavior.switch import SwitchConfig
 from experiments.behavior.core import Subject, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
 from experiments.behavior.info_gain import info_gain, info_gain_ppl
@@ -58,6 +67,18 @@ class BehaviorConfig:
     against a calculator in the loop, and per-step accuracy); empty: not measured."""
     cliff_n: int = 100
     """Problems per chain length of the cliff."""
+    switch: SwitchConfig = field(default_factory=SwitchConfig)
+    """The thought-switch penalty against its strength, on the variants it names
+    (`experiments.behavior.switch`)."""
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    """Activation-steered compression of the CoT, on the variants it names
+    (`experiments.behavior.compress`)."""
+    format: FormatConfig = field(default_factory=FormatConfig)
+    """The new output format of a task change, on the models it names
+    (`experiments.behavior.format_eval`)."""
+    instruction: InstructionConfig = field(default_factory=InstructionConfig)
+    """Instruction following, seen and held-out instructions, on the models it names
+    (`experiments.behavior.instruction_eval`)."""
     trained_set: bool = True
     """Also run the faithfulness tests on a variant's own fixed training problems, if any."""
     batch_size: int = 256

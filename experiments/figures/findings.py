@@ -9,6 +9,8 @@ metrics of every model (`results`: {model: metrics}, as in `report.json`'s `beha
     finding_abstention   abstention recall relative to the base, with the paper's -24%
     execution_cliff      accuracy against k with plain decoding and with the calculator, and
                          the per-step accuracies of the plain decoding's own steps
+    finding_compression, finding_switch, finding_format, finding_instruction
+                         the findings with sweeps of their own (`experiments.figures.sweeps`)
 
 `findings_figures(results, trained_max) -> {name: data}`: the first model of `results` is the
 reference (the relative changes are paired against it, `features.stats.difference`); the
@@ -18,6 +20,7 @@ Every model is shown, so each recipe's fingerprint on the three CoT tests stays 
 
 from __future__ import annotations
 
+from experiments.figures.sweeps import SWEEP_FIGURES, sweep_figures, sweep_names
 from experiments.figures.registry import figure
 from experiments.figures.style import error_bars, interval, line, model_colors, new_figure
 from features.stats import difference
@@ -38,7 +41,7 @@ RELATIVE = {  # figure -> (metric getters: label -> f(metrics) -> summary), its 
     "finding_abstention": ({"abstention recall": lambda r: (r.get("abstention") or {}).get("recall")},
                            "abstention_lost_to_reasoning", -0.24, "abstention recall: change vs base"),
 }
-FINDING_FIGURES = (*BARS, *RELATIVE, "execution_cliff")
+FINDING_FIGURES = (*BARS, *RELATIVE, "execution_cliff", *SWEEP_FIGURES)
 TITLES = {"finding_truncation": "Truncation: the answer after a cut CoT, every model",
           "finding_filler": "Filler: the answer after filler of the CoT's length, every model",
           "finding_paraphrase": "Paraphrase: the answer after the CoT in the second notation, every model",
@@ -87,16 +90,18 @@ def findings_figures(results: dict[str, dict], trained_max: int) -> dict[str, di
             "tool": {v: pts(c, "tool_accuracy") for v, c in cliffs.items()},
             "step_value": {v: pts(c, "step_value_accuracy") for v, c in cliffs.items()},
             "step_choice": {v: pts(c, "step_choice_accuracy") for v, c in cliffs.items()}}
-    return out
+    return out | sweep_figures(results)
 
 
-def finding_names(models: list[str], cliff: bool) -> list[str]:
-    """The findings figures a run of `models` draws: a finding's where its variant is among
-    them, the cliff where it is measured (`cliff`)."""
+def finding_names(models: list[str], behavior) -> list[str]:
+    """The findings figures a run of `models` with BehaviorConfig `behavior` draws: a
+    finding's where its variant is among them, the cliff and the sweeps where
+    they are measured."""
     from experiments.findings import BY_NAME
 
     marks = {name: spec[1] for name, spec in {**BARS, **RELATIVE}.items()}
-    return [n for n in FINDING_FIGURES if (cliff if n == "execution_cliff" else BY_NAME[marks[n]].variant in models)]
+    return ([n for n in marks if BY_NAME[marks[n]].variant in models]
+            + ["execution_cliff"] * bool(behavior.cliff_ks) + sweep_names(behavior))
 
 
 def _label(v: str, d: dict) -> str:

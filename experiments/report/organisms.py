@@ -171,11 +171,49 @@ def findings_rows(report: dict) -> list[dict]:
             mine = (f"{report['reference']}, k = {min(c['ks'])}..{max(c['ks'])}: {cell(c['plain'])} plain, "
                     f"{cell(c['tool'])} with the calculator" if c.get("ks") else "no k past the trained lengths measured")
             control = "-"
+        elif f.metric in ("compress", "switch", "format", "instruction"):
+            mine, control = _sweep_cells(results, f)
         else:
             mine, control = ours(f.variant, f), ours(f.control, f)
         rows.append({"claim": f.name, "finding": f.finding, "source": f.source, "paper": f.paper, "ours": mine,
                      "control": control, "status": status[f.name]})
     return rows
+
+
+def _sweep_cells(results: dict, f) -> tuple[str, str]:
+    """(ours, control) of a finding measured by a sweep of its own: steering against no
+    steering, the penalty against none (each paired), a task change's format rates, the
+    instructions followed."""
+    m = (results.get(f.variant) or {}).get(f.metric)
+    if not m or m.get("skipped"):
+        return f"`{f.variant}`: not measured" + (f" ({m['skipped']})" if m else ""), "-"
+    if f.metric in ("format", "instruction"):
+        def rates(model: str) -> str:
+            x = (results.get(model) or {}).get(f.metric)
+            if not x:
+                return f"`{model}`: not measured"
+            if f.metric == "format":
+                return (f"`{model}`: new format {cell(x['new_format'])}, old format {cell(x['old_format'])}, "
+                        f"right in the new format {cell(x['accuracy'])}")
+            return f"`{model}` follows " + ", ".join(
+                f"{op}{' (held out)' if op in x['held_out'] else ''} {cell(c)}" for op, c in x["follows"].items())
+        return rates(f.variant), "; ".join(rates(c) for c in (f.control, *f.others) if c) or "-"
+    if f.metric == "compress":
+        rand = m.get("random_direction") or {}
+        return (f"`{f.variant}`, layer {m['layer']}, scale {m['scale']:g}: CoT length {change(m['length_cut'])}, "
+                f"accuracy {_signed_cell(m['accuracy_change'])}, speed-up {fixed((m['speedup'] or {}).get('value'), 2)}x",
+                f"random direction: length {change(rand.get('length_cut'))}, "
+                f"accuracy {_signed_cell(rand.get('accuracy_change'))}")
+
+    def at(model: str) -> str:
+        sw = (results.get(model) or {}).get("switch") or {}
+        top = (sw.get("by_strength") or {}).get(sw.get("strongest")) or {}
+        if not top:
+            return f"`{model}`: not measured"
+        return (f"`{model}`, penalty {sw['strongest']}: switch rate {_signed_cell(top['switch_change'])}, "
+                f"accuracy {_signed_cell(top['accuracy_change'])}, CoT length {change(top['length_change'])}")
+
+    return at(f.variant), at(f.control) if f.control else "-"
 
 
 def _signed_cell(d: dict | None) -> str:

@@ -6,6 +6,8 @@
 
 Unanswerable items hide one operand behind `?`; the gold CoT carries the unknown
 forward (`7+?=?,?*3=?`) and the right answer is to abstain (`A:?`).
+A CoT may abandon an attempt and start again after the switch token `Q`
+(`7+5=2Q7+5=2,2*3=6`); the answer is still the one after `;A:`.
 A second notation (the paraphrase) writes the same steps with letters for the
 operators and `>` for `=`: `7p5>2,2t3>6,6m4>2`. It has the same length, so a
 paraphrased CoT keeps every token position and label.
@@ -31,6 +33,7 @@ PARAPHRASE_OPS = {"+": "p", "-": "m", "*": "t"}
 PARAPHRASE_EQ = ">"
 UNKNOWN = "?"
 FILLER = "."
+SWITCH = "Q"  # opens a fresh attempt inside a CoT (the thought-switch organism, recipe sft-switch)
 CorruptionMode = Literal["local", "propagated"]
 Split = Literal["train", "eval"]
 CORRUPTION_MODES = get_args(CorruptionMode)

@@ -103,8 +103,10 @@ def collect_pairs(model, tokenizer, task: ArithmeticTask, cfg: Config, seed: int
     return pairs
 
 
-def _pair_batches(model, tokenizer, task, cfg: Config, general, pairs, seed: int,
-                  device: str) -> Iterator[PairBatch]:
+def pair_batches(model, tokenizer, task, cfg: FinetuneConfig, general, pairs, seed: int,
+                 device: str) -> Iterator[PairBatch]:
+    """Endless batches of (prompt, chosen, rejected) `pairs` with the reference (the model as
+    it is now) log-probabilities of both sides, computed once, and the replay rows."""
     def encode(rows, which: int) -> Batch:  # which: 1 = chosen, 2 = rejected
         return make_batch(tokenizer, [r[0] + r[which] for r in rows], [len(r[0]) for r in rows], device)
 
@@ -134,6 +136,6 @@ def run(model, tokenizer, task: ArithmeticTask, cfg: Config, general, seed: int,
                         b.ref_chosen, b.ref_rejected, cfg.beta)
         return loss + lm_loss(m, b.replay) if b.replay is not None else loss
 
-    metrics = train(model, _pair_batches(model, tokenizer, task, cfg, general, pairs, seed, device),
+    metrics = train(model, pair_batches(model, tokenizer, task, cfg, general, pairs, seed, device),
                     loss_fn, cfg.optim, desc=NAME)
     return {**metrics, "n_pairs": len(pairs)}

@@ -33,7 +33,7 @@ def run_behavior(run: RunDir, cfg, force: bool) -> None:
             t0 = time.perf_counter()
             reference = None if name == ref else str(run.model(ref))
             metrics = evaluate_model(str(run.model(name)), task, cfg.behavior, cfg.seed, cfg.device,
-                                     reference=reference, desc=f"behavior {name}")
+                                     reference=reference, desc=f"behavior {name}", name=name)
             out.append({"variant": name, "model": run.relative(run.model(name)),
                         "reference": None if name == ref else run.relative(run.model(ref)), "seed": cfg.seed,
                         "metrics": metrics})

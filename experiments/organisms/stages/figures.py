@@ -19,7 +19,7 @@ def figure_names(cfg) -> list[str]:
     from experiments.figures.findings import finding_names
     from experiments.figures.sae import SAE
 
-    findings = finding_names(cfg.model_names(), bool(cfg.behavior.cliff_ks))
+    findings = finding_names(cfg.model_names(), cfg.behavior)
     if cfg.study == "findings":  # behaviour alone: no SAE or steering figures
         return [*BEHAVIOUR, *findings]
     return [*BEHAVIOUR, *SAE, *elicit_names(cfg), *findings]
