@@ -101,8 +101,9 @@ def generate_text(model, tokenizer, prompts: Sequence[str], max_new_tokens: int,
     left-padded so every row's next token sits at the last position. A row also ends once
     its continuation ends with one of `stop` (kept in the text), so a decoding loop can
     hand over to a tool there. `logits_processors` (HF `LogitsProcessor`s, e.g.
-    `features.thought_switch.ThoughtSwitchPenalty`) change the logits before each choice,
-    after HF's own (temperature); one with a `reset()` method is reset before every batch.
+    `features.thought_switch.ThoughtSwitchPenalty`) change the raw logits before each
+    choice, before HF's temperature divides them; one with a `reset()` method is reset
+    before every batch.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")

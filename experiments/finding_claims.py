@@ -73,6 +73,10 @@ def _tool_lifts_cliff(r: dict):
     return ("holds" if lo is not None and hi is not None and lo > 3 * hi else "undecided"), nums
 
 
+MIN_PAIRS = 20
+"""Fewer verbose/concise pairs than this leave the compression claim undecided."""
+
+
 def _compression(r: dict):
     f = _finding("compression_keeps_accuracy")
     c = lookup(r, "behavior", f.variant, "compress") or {}
@@ -81,6 +85,8 @@ def _compression(r: dict):
                    f"scale {c.get('scale')})", c.get("length_cut")),
             number("accuracy, steered - not (paired)", c.get("accuracy_change")),
             number("control: a random direction of the same norm, CoT length relative change", rand.get("length_cut"))]
+    if (c.get("n_pairs") or 0) < MIN_PAIRS:  # too few verbose CoTs for a vector to mean anything
+        return "undecided", nums + [number("verbose/concise pairs the vector was made from", c.get("n_pairs"))]
     return combine([side(nums[0], "<", -0.5), within(nums[1], 0.02), side(nums[2], ">", -0.2)]), nums
 
 
@@ -119,29 +125,20 @@ def _dpo_format(r: dict):
 
 
 def _instructions(r: dict):
+    """Kung & Peng's test is zero-shot, on tasks no fine-tune saw: here, the held-out instruction."""
     f = _finding("instructions_barely_matter")
-    seen = [op for op in (lookup(r, "behavior", f.variant, "instruction", "follows") or {})
-            if op not in (lookup(r, "behavior", f.variant, "instruction", "held_out") or "")]
+    held = lookup(r, "behavior", f.variant, "instruction", "held_out") or ""
 
-    def seen_rate(v: str) -> dict | None:  # follows the correct instruction, over the seen ones
-        from features.stats import pooled
+    def gap(v: str, op: str):
+        return _between(r, v, f.variant, "instruction", "follows", op) if op else None
 
-        rows = [lookup(r, "behavior", v, "instruction", "follows", op) for op in seen]
-        if not rows or any(not x or not x.get("by_problem") for x in rows):
-            return None
-        n = len(rows[0]["by_problem"]["sum"])
-        return pooled([s / c for x in rows for s, c in zip(x["by_problem"]["sum"], x["by_problem"]["count"])],
-                      [i for _ in rows for i in range(n)], n_problems=n, kind="rate")
-
-    def gap(v: str):
-        from features.stats import difference
-
-        a, b = seen_rate(v), seen_rate(f.variant)
-        return difference(a, b) if a and b else None
-
-    nums = [number(f"{f.control} - {f.variant} accuracy, seen instructions given correctly (paired)", gap(f.control)),
-            number(f"{f.others[0]} - {f.variant} (paired)", gap(f.others[0])),
-            number(f"{f.variant} accuracy on the seen instructions (not checked)", seen_rate(f.variant))]
+    op = held[:1]
+    nums = [number(f"{f.control} - {f.variant}, follows the held-out instruction {op} (paired)", gap(f.control, op)),
+            number(f"{f.others[0]} - {f.variant} (paired)", gap(f.others[0], op)),
+            number(f"{f.variant} follows {op} (not checked)", lookup(r, "behavior", f.variant, "instruction",
+                                                                    "follows", op)),
+            number(f"base follows {op}, the floor (not checked)", lookup(r, "behavior", "base", "instruction",
+                                                                        "follows", op))]
     return combine([within(nums[0], 0.05), within(nums[1], 0.05)]), nums
 
 
@@ -164,7 +161,8 @@ FINDING_CLAIMS = [
     Claim("tool_lifts_cliff", "With a calculator in the decoding loop, the base's accuracy past its trained chain "
           "lengths is at least 3x its accuracy with plain decoding (undecided where 3x would pass 1).",
           _tool_lifts_cliff),
-    Claim("compression_keeps_accuracy", "One difference-of-means vector from 50 concise/verbose pairs, added at the "
+    Claim("compression_keeps_accuracy", "One difference-of-means vector from the concise/verbose pairs (at least "
+          "20; the config asks for 50), added at the "
           "layer and scale chosen on other problems, cuts the CoT by more than 50% (relative change < -0.5) with "
           "accuracy within 0.02 (paired); a random direction of the same norm cuts less than 20%.", _compression),
     Claim("switch_penalty_helps", "The strongest thought-switch penalty of the sweep lowers the switching organism's "
@@ -174,7 +172,8 @@ FINDING_CLAIMS = [
           "wrong examples writes the new output format more often than SFT on the same examples, and answers right "
           "in it more often (paired differences > 0).", _dpo_format),
     Claim("instructions_barely_matter", "Fine-tunes on empty or wrong instructions, with the right outputs, follow "
-          "the instructions they were tuned on, given correctly, within 0.05 of the correct-instruction fine-tune "
-          "(paired; Kung & Peng: 'comparable').", _instructions),
+          "an instruction no fine-tune saw (Kung & Peng's zero-shot setting) within 0.05 of the correct-instruction "
+          "fine-tune (paired, on the problems where the instruction changes the answer; their result: "
+          "'comparable').", _instructions),
 ]
 """One claim per finding of `experiments.findings`, in its order."""

@@ -63,6 +63,12 @@ class RunConfig:
             bad = [v for v in getattr(self.behavior, sweep).models if v not in names]
             if bad:
                 raise ValueError(f"behavior.{sweep}.models: {bad} are not models of this run; use some of {names}")
+        held = set(self.behavior.instruction.held_out) if self.behavior.instruction.models else set()
+        for v in self.organisms.parsed_variants():
+            if v.recipe == "sft-instruction" and held & set(v.cfg.instructions):
+                raise ValueError(f"behavior.instruction.held_out {''.join(sorted(held))!r} is trained by {v.name} "
+                                 f"(instructions {v.cfg.instructions!r}): a held-out instruction must be one no "
+                                 f"fine-tune sees")
         layers = self.behavior.compress.layers or []
         if any(not 0 <= L < self.organisms.model.n_layers for L in layers):
             raise ValueError(f"behavior.compress.layers must be in 0..{self.organisms.model.n_layers - 1}, got {layers}")

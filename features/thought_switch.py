@@ -10,6 +10,9 @@ the first generated position, then the position of each switch token the row wri
 switch token is the first token of the thought it opens). After `duration` tokens of one
 thought the model may switch freely again.
 
+It changes the raw logits z, as the paper's eq. 2 does; sampling at temperature T then
+divides the penalised logits by T (HF runs a caller's processors before its temperature).
+
 `ThoughtSwitchPenalty` is a HF `LogitsProcessor`: pass it to
 `activations.generate.generate_text(..., logits_processors=[...])`, which also runs under
 TransformerLens hooks (steering and the penalty together). `switch_token_ids` finds a real

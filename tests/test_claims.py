@@ -118,7 +118,8 @@ def test_finding_claims_by_hand():
                                        info_gain_per_step=summary(-0.5, -0.6, -0.4)),
             "sft-reasoning": paired(abstention_recall=summary(-0.2, -0.25, -0.15))}}
     r["behavior"] |= {
-        "sft-verbosity": {"compress": {"length_cut": summary(-0.6, -0.65, -0.55), "accuracy_change": summary(0.0, -0.01, 0.01),
+        "sft-verbosity": {"compress": {"n_pairs": 36, "length_cut": summary(-0.6, -0.65, -0.55),
+                                       "accuracy_change": summary(0.0, -0.01, 0.01),
                                        "random_direction": {"length_cut": summary(-0.05, -0.1, 0.0)}}},
         "sft-switch": {"switch": {"strongest": "8", "by_strength": {"8": {
             "switch_change": summary(-0.4, -0.45, -0.35), "accuracy_change": summary(0.2, 0.15, 0.25)}}}},
@@ -139,8 +140,9 @@ def test_finding_claims_by_hand():
     r["behavior"] |= {"sft-format": {"format": {"new_format": rates(1, 0, 0, 0), "accuracy": rates(1, 0, 0, 0),
                                                 "old_format": rates(0, 1, 1, 1)}},
                       "dpo-format": {"format": {"new_format": rates(1, 1, 1, 0), "accuracy": rates(1, 1, 1, 0)}}}
-    # instructions: + and * seen, - held out; the controls follow the seen ones as well as the correct one
-    follows = lambda *seen: {"follows": {"+": rates(*seen), "*": rates(*seen), "-": rates(0, 0)},  # noqa: E731
+    # instructions: + and * seen, - held out; the claim reads the held-out one (zero-shot), where the
+    # controls follow it as often as the correct-instruction fine-tune here
+    follows = lambda *held: {"follows": {"+": rates(1, 1), "*": rates(1, 1), "-": rates(*held)},  # noqa: E731
                                          "held_out": "-"}
     r["behavior"] |= {"sft-instruction": {"instruction": follows(1, 1)},
                       "sft-instruction-empty": {"instruction": follows(1, 1)},
@@ -159,6 +161,8 @@ def test_finding_claims_by_hand():
     got = {row["claim"]: row["status"] for row in evaluate(r)}
     assert got["compression_keeps_accuracy"] == "fails" and got["switch_penalty_helps"] == "fails"
     comp["random_direction"]["length_cut"] = summary(-0.05, -0.1, 0.0)
+    assert {row["claim"]: row["status"] for row in evaluate(r)}["compression_keeps_accuracy"] == "undecided"
+    comp |= {"accuracy_change": summary(0.0, -0.01, 0.01), "n_pairs": 5}  # too few pairs for a vector to mean much
     assert {row["claim"]: row["status"] for row in evaluate(r)}["compression_keeps_accuracy"] == "undecided"
     r["paired_vs_reference"]["sft-hollow-steps"]["accuracy"]["difference"] = summary(-0.2, -0.25, -0.15)
     assert {row["claim"]: row["status"] for row in evaluate(r)}["infogain_fixed_scorer_falls"] == "fails"

@@ -174,6 +174,19 @@ def test_sweep_config_errors():
         RunConfig(behavior=BehaviorConfig(switch=SwitchConfig(models=["sft-nope"])))
     with pytest.raises(ValueError, match=r"behavior.compress.layers must be in 0..2, got \[3\]"):
         RunConfig(behavior=BehaviorConfig(compress=CompressConfig(layers=[3])))
+    with pytest.raises(ValueError, match=r"layers must be None \(every layer\) or layers >= 0, got \[\]"):
+        CompressConfig(layers=[])
+    with pytest.raises(ValueError, match="positions must be some of"):
+        CompressConfig(positions=["first"])
+    from experiments.behavior.instruction_eval import InstructionConfig
+    from experiments.organisms.config import OrganismsConfig
+
+    with pytest.raises(ValueError, match="held_out one or more of them"):
+        InstructionConfig(held_out="")
+    trains_minus = OrganismsConfig(variants={"sft-instruction": {"recipe": "sft-instruction", "instructions": "+-"}})
+    with pytest.raises(ValueError, match=r"held_out '-' is trained by sft-instruction \(instructions '\+-'\)"):
+        RunConfig(organisms=trains_minus,
+                  behavior=BehaviorConfig(instruction=InstructionConfig(models=["sft-instruction"])))
 
 
 # -- the task-change findings: a new output format (DPO against SFT), instructions

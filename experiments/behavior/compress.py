@@ -2,8 +2,8 @@
 vector from N pairs, its layer and scale chosen on problems of their own, then every scale
 on held-out problems against no steering.
 
-    pairs       N train-split problems: the model's own greedy CoT, where it is longer than
-                the gold one (verbose), against the gold CoT (concise)
+    pairs       N train-split problems: the model's own greedy CoT, where it is well formed,
+                right and longer than the gold one (verbose), against the gold CoT (concise)
     selection   other train-split problems: every (reading position, steering positions,
                 layer, scale); the chosen one cuts the CoT most while its accuracy stays
                 within `max_accuracy_drop` of no steering
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 
@@ -69,8 +69,12 @@ class CompressConfig:
     a batch waits for its longest row, so a partial cut barely shows in batched time)."""
 
     def __post_init__(self):
-        if not self.positions or not self.steer_at:
-            raise ValueError("behavior.compress.positions and steer_at must each name at least one choice")
+        if not self.positions or not self.steer_at or not set(self.positions) <= set(get_args(Position)) \
+                or not set(self.steer_at) <= {"all", "last"}:
+            raise ValueError(f"behavior.compress.positions must be some of {list(get_args(Position))} and steer_at "
+                             f"some of ['all', 'last'], got {self.positions} and {self.steer_at}")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise ValueError(f"behavior.compress.layers must be None (every layer) or layers >= 0, got {self.layers}")
         if min(self.pairs, self.select_n, self.n, self.repeats, self.k, self.timing_n, self.timing_batch_size) < 1:
             raise ValueError("behavior.compress needs pairs, select_n, n, repeats, k, timing_n and timing_batch_size >= 1")
         if self.models and (not self.scales or min(self.scales) <= 0):
@@ -109,10 +113,15 @@ def compression_study(subject: Subject, task: Task, cfg: CompressConfig, sets: d
         raise ValueError("compress adds its own steering hook: give it a subject without hooks")
     own = generate_text(subject.model, tok, [ex.prompt for ex in sets["pairs"]],
                         max_cot_tokens(task, cfg.k, 4.0), subject.batch_size)
-    pairs = [(ex.prompt, task.format_cot(ex.steps), task.parse(t).cot) for ex, t in zip(sets["pairs"], own)]
-    pairs = [(p, c, v) for p, c, v in pairs if len(v) > len(c)]
+    n_tok = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    pairs = []
+    for ex, text in zip(sets["pairs"], own):
+        parsed, concise = task.parse(text), task.format_cot(ex.steps)
+        # a verbose CoT of the model's own: well formed, right, and longer than the gold one
+        if parsed.well_formed and parsed.answer == ex.answer and n_tok(parsed.cot) > n_tok(concise):
+            pairs.append((ex.prompt, concise, parsed.cot))
     if not pairs:  # a finding not measured on this model, not an error of the run
-        return {"skipped": "the model wrote no CoT longer than the gold one: no verbose CoT to make a vector from",
+        return {"skipped": "the model wrote no right CoT longer than the gold one: no verbose CoT to make a vector from",
                 "n_pairs": 0}
     n_layers = subject.model.cfg.n_layers
     layers = cfg.layers if cfg.layers is not None else list(range(n_layers))
@@ -130,8 +139,9 @@ def compression_study(subject: Subject, task: Task, cfg: CompressConfig, sets: d
             for L in layers:
                 for s in cfg.scales:
                     m, _, _ = _run(subject, task, sets["selection"], compression_hooks(L, vectors[pos][L], s, where))
+                    cut = difference(m["cot_length"], sel0["cot_length"], relative=True)["value"]
                     row = {"layer": L, "position": pos, "steer_at": where, "scale": s,
-                           "length_cut": difference(m["cot_length"], sel0["cot_length"], relative=True)["value"],
+                           "length_cut": cut if cut is not None else 0.0,  # no CoT unsteered: nothing to cut
                            "accuracy_drop": sel0["accuracy"]["value"] - m["accuracy"]["value"]}
                     selection[f"{pos}:{where}:{L}:{s:g}"] = row
                     if row["length_cut"] < 0 and row["accuracy_drop"] <= cfg.max_accuracy_drop and (
@@ -145,6 +155,7 @@ def compression_study(subject: Subject, task: Task, cfg: CompressConfig, sets: d
 
     # every scale of that choice on the held-out problems; then each timed against no
     # steering, one problem at a time (the latency the paper reports), repeats interleaved
+    # with each one starting at another scale
     keys = ["0"] + [f"{s:g}" for s in sorted(set(cfg.scales) | {best["scale"]})]
     hooks = {key: compression_hooks(layer, vector, float(key), where) if key != "0" else () for key in keys}
     by_scale: dict[str, dict] = {}
@@ -153,8 +164,8 @@ def compression_study(subject: Subject, task: Task, cfg: CompressConfig, sets: d
         by_scale[key] = m | {"example": texts[0]}
     one = Subject(subject.model, tok, batch_size=cfg.timing_batch_size)
     times: dict[str, list[float]] = {key: [] for key in keys}
-    for _ in range(cfg.repeats):
-        for key in keys:
+    for r in range(cfg.repeats):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # each repeat starts elsewhere: no order bias
             times[key].append(_run(one, task, sets["heldout"][:cfg.timing_n], hooks[key])[2])
     for key, m in by_scale.items():
         m["seconds"] = mean(times[key])

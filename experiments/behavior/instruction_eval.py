@@ -2,9 +2,15 @@
 for every instruction: does the model compute what the instruction says?
 
     follows[op]     with instruction op before the prompt, the answer is op's (every
-                    step applying op); op is one the fine-tune saw or a held-out one
-    own_chain[op]   the answer is the question's own chain's instead (the instruction ignored)
-    no_instruction  the question alone: the answer of its own chain (the base's task)
+                    step applying op); op is one the fine-tune saw or a held-out one. Only
+                    the problems where op's answer differs from the question's own chain's
+                    count (elsewhere ignoring the instruction would score too), `n[op]` of them
+    own_chain[op]   on those problems, the answer is the question's own chain's instead (the
+                    instruction ignored)
+    no_instruction  the question alone: the answer of its own chain (the base's task), all problems
+
+A rate of answers mod 10 that match by luck stays: the base, which never saw an
+instruction, is the floor to read `follows` against.
 
 Every model sees the same problems (pooled per problem: models compare paired).
 """
@@ -37,9 +43,9 @@ class InstructionConfig:
     """Held-out problems (eval split)."""
 
     def __post_init__(self):
-        if not set(self.held_out) <= set(self.instructions) or not set(self.instructions) <= set("+-*"):
-            raise ValueError(f"behavior.instruction: instructions must be operators of '+-*' and held_out among "
-                             f"them, got {self.instructions!r} and {self.held_out!r}")
+        if not self.held_out or not set(self.held_out) <= set(self.instructions) or not set(self.instructions) <= set("+-*"):
+            raise ValueError(f"behavior.instruction: instructions must be operators of '+-*' and held_out one or "
+                             f"more of them, got {self.instructions!r} and {self.held_out!r}")
         if self.k < 1 or self.n < 1:
             raise ValueError(f"behavior.instruction needs k >= 1 and n >= 1, got {self.k}, {self.n}")
 
@@ -54,10 +60,14 @@ def instruction_rates(subject: Subject, task: Task, examples: Sequence[Example],
                              subject.batch_size, fwd_hooks=subject.fwd_hooks)
         return [task.parse(o).answer for o in outs]
 
-    out: dict = {"follows": {}, "own_chain": {}, "held_out": cfg.held_out, "n": len(examples)}
+    out: dict = {"follows": {}, "own_chain": {}, "n": {}, "held_out": cfg.held_out}
     for op in cfg.instructions:
         got = answers(op)
-        out["follows"][op] = rate(a == instructed(task, ex, op).answer for a, ex in zip(got, examples))
-        out["own_chain"][op] = rate(a == ex.answer for a, ex in zip(got, examples))
+        want = [instructed(task, ex, op).answer for ex in examples]
+        keep = [i for i, (w, ex) in enumerate(zip(want, examples)) if w != ex.answer]  # the instruction matters
+        pick = lambda flags: pooled([flags[i] for i in keep], keep, len(examples), kind="rate")  # noqa: E731
+        out["follows"][op] = pick([a == w for a, w in zip(got, want)])
+        out["own_chain"][op] = pick([a == ex.answer for a, ex in zip(got, examples)])
+        out["n"][op] = len(keep)
     out["no_instruction"] = rate(a == ex.answer for a, ex in zip(answers(""), examples))
     return out

@@ -34,7 +34,12 @@ def sweep_figures(results: dict[str, dict]) -> dict[str, dict]:
     from experiments.findings import BY_NAME
 
     out = {}
-    comp = {v: r["compress"] for v, r in results.items() if r.get("compress") and not r["compress"].get("skipped")}
+    comp = {v: r["compress"] for v, r in results.items() if r.get("compress")}
+    skipped = {v: c["skipped"] for v, c in comp.items() if c.get("skipped")}
+    comp = {v: c for v, c in comp.items() if v not in skipped}
+    if skipped and not comp:  # the figure the config asked for, saying why there is nothing in it
+        out["finding_compression"] = {"title": "Activation-steered compression: not measured",
+                                      "skipped": {v: why for v, why in skipped.items()}}
     if comp:
         want = BY_NAME["compression_keeps_accuracy"].variant
         v = want if want in comp else next(iter(comp))
@@ -80,6 +85,13 @@ def sweep_figures(results: dict[str, dict]) -> dict[str, dict]:
 
 @figure("finding_compression")
 def draw_compression(d: dict):
+    if d.get("skipped"):
+        fig, (ax,) = new_figure(1, 0.5)
+        ax.axis("off")
+        ax.text(0.5, 0.5, "\n".join(f"{v}: {why}" for v, why in d["skipped"].items()), ha="center", va="center",
+                wrap=True, fontsize=8)
+        fig.suptitle(d["title"])
+        return fig
     fig, axes = new_figure(2, 1.0)
     xs = d["scales"]
     for ax, key, label in zip(axes, ("cot_length", "accuracy"), ("CoT tokens (mean)", "accuracy")):

@@ -7,8 +7,9 @@ switching away from a promising line of thought, and is more often right when it
 
 A switched row writes the first j < k gold steps, the switch token `Q`
 (`experiments.tasks.arithmetic.SWITCH`, "start again from the question"), then the whole
-chain afresh, whose one step is wrong with probability `restart_error` (the later steps
-follow from it, and so does the answer). So switching costs accuracy, and the switch is
+chain afresh, which with probability `restart_error` has a wrong step whose error
+reaches the answer (the later steps follow from it; a wrong step that would leave the
+answer right is drawn again). So switching costs accuracy, and the switch is
 a choice the model makes while sampling, as a reasoning model's "Alternatively" is.
 """
 
@@ -49,7 +50,12 @@ def switch_text(task: ArithmeticTask, cfg: Config, ex: Example, rng: random.Rand
     j = rng.randrange(1, ex.difficulty)  # steps of the abandoned attempt: 1 .. k-1, all right
     restart = list(ex.steps)
     if rng.random() < cfg.restart_error:
-        restart = task.corrupt(restart, rng.randrange(len(restart)), "propagated", rng)
+        # a wrong step that leaves the answer right (through `*0`, say) is drawn again
+        for _ in range(20):
+            wrong = task.corrupt(ex.steps, rng.randrange(len(ex.steps)), "propagated", rng)
+            if task.implied_answer(wrong) != ex.answer:
+                restart = wrong
+                break
     cot = task.format_cot(ex.steps[:j]) + SWITCH + task.format_cot(restart)
     return task.render(ex, cot=cot, answer=task.implied_answer(restart)), len(ex.prompt)
 
