@@ -49,7 +49,8 @@ real-demo: $(VENV)/.installed
 test-real: real-models
 	$(VENV)/bin/pytest -q -m real
 
-# The literature's faithfulness findings on organisms over seeds 0-2 (behaviour only):
+# The literature's findings on organisms over seeds 0-2 (behaviour only: faithfulness, ASC, TIP,
+# DPO against SFT, instructions):
 # runs/findings/seed-S/report.md per seed and runs/findings/aggregate.md over the seeds.
 findings: $(VENV)/.installed
 	$(VENV)/bin/saelab sweep --config findings --seeds 0 1 2 --out runs/findings
