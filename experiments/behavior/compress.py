@@ -28,7 +28,7 @@ from typing import Literal, Sequence, get_args
 import torch
 
 from activations.generate import generate_text
-from experiments.behavior.core import Subject, max_cot_tokens
+from experiments.behavior.core import Subject, cot_tokens, max_cot_tokens
 from experiments.tasks import Example, Task
 from features.compress import Position, compression_hooks, compression_vectors
 from features.stats import difference, mean, pooled
@@ -93,7 +93,7 @@ def _run(subject: Subject, task: Task, examples: Sequence[Example], hooks) -> tu
     seconds = time.perf_counter() - t0
     parsed = [task.parse(t) for t in texts]
     idx = range(len(examples))
-    lengths = [len(tok(p.cot, add_special_tokens=False)["input_ids"]) if p.cot else 0 for p in parsed]
+    lengths = [cot_tokens(tok, p.cot) for p in parsed]
     return ({"accuracy": pooled([p.answer == ex.answer for ex, p in zip(examples, parsed)], idx, kind="rate"),
              "cot_length": pooled(lengths, idx, kind="mean")}, texts, seconds)
 
@@ -113,12 +113,11 @@ def compression_study(subject: Subject, task: Task, cfg: CompressConfig, sets: d
         raise ValueError("compress adds its own steering hook: give it a subject without hooks")
     own = generate_text(subject.model, tok, [ex.prompt for ex in sets["pairs"]],
                         max_cot_tokens(task, cfg.k, 4.0), subject.batch_size)
-    n_tok = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     pairs = []
     for ex, text in zip(sets["pairs"], own):
         parsed, concise = task.parse(text), task.format_cot(ex.steps)
         # a verbose CoT of the model's own: well formed, right, and longer than the gold one
-        if parsed.well_formed and parsed.answer == ex.answer and n_tok(parsed.cot) > n_tok(concise):
+        if parsed.well_formed and parsed.answer == ex.answer and cot_tokens(tok, parsed.cot) > cot_tokens(tok, concise):
             pairs.append((ex.prompt, concise, parsed.cot))
     if not pairs:  # a finding not measured on this model, not an error of the run
         return {"skipped": "the model wrote no right CoT longer than the gold one: no verbose CoT to make a vector from",

@@ -34,6 +34,11 @@ def max_cot_tokens(task: Task, k: int, scale: float = 1.0) -> int:
     return round(scale * task.max_cot_chars(k)) + len(task.answer_prefix) + task.max_answer_chars + 1
 
 
+def cot_tokens(tokenizer, cot: str) -> int:
+    """The length of a CoT in the model's tokens (0 for none): every CoT length of the suite."""
+    return len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0
+
+
 def generate_cot(subject: Subject, task: Task, examples: Sequence[Example], budget_scale: float = 1.0) -> list[Parsed]:
     """Greedy CoT + answer for each example, parsed; `budget_scale` as in `max_cot_tokens`."""
     budget = max_cot_tokens(task, max(ex.difficulty for ex in examples), budget_scale)

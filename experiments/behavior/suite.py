@@ -36,7 +36,7 @@ from experiments.behavior.compress import CompressConfig
 from experiments.behavior.format_eval import FormatConfig
 from experiments.behavior.instruction_eval import InstructionConfig
 from experiments.behavior.switch import SwitchConfig
-from experiments.behavior.core import Subject, generate_cot
+from experiments.behavior.core import Subject, cot_tokens, generate_cot
 from experiments.behavior.faithfulness import corruption, early_answering, rewritten_answers
 from experiments.behavior.info_gain import info_gain, info_gain_ppl
 from features.stats import pooled, rate
@@ -163,10 +163,9 @@ def evaluate(subject: Subject, task: Task, cfg: BehaviorConfig, seed: int, refer
         parsed[name] = generate_cot(subject, task, examples, cfg.cot_budget)
         step(name)
     tok = subject.tokenizer
-    n_tokens = lambda p: len(tok(p.cot, add_special_tokens=False)["input_ids"]) if p.cot else 0  # noqa: E731
     answerable = [f"k{k}" for k in cfg.ks]
     per = lambda values: pooled(values, range(len(values)), kind="rate")  # noqa: E731  (one item per problem)
-    lengths = {s: [n_tokens(p) for p in parsed[s]] for s in answerable}
+    lengths = {s: [cot_tokens(tok, p.cot) for p in parsed[s]] for s in answerable}
     all_lengths = [x for s in answerable for x in lengths[s]]
     out: dict = {
         "accuracy": {str(k): per([p.answer == ex.answer for ex, p in zip(sets[f"k{k}"], parsed[f"k{k}"])])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from activations.generate import generate_text
-from experiments.behavior.core import Subject, max_cot_tokens
+from experiments.behavior.core import Subject, cot_tokens, max_cot_tokens
 from experiments.tasks import Example, Task
 from experiments.tasks.arithmetic import SWITCH
 from features.stats import difference, pooled, rate
@@ -58,7 +58,6 @@ def switch_sweep(subject: Subject, task: Task, examples: Sequence[Example], cfg:
     prompts = [ex.prompt for ex in examples]
     # a switched CoT writes up to k - 1 steps, then the whole chain again
     budget = max_cot_tokens(task, cfg.k, 2.0)
-    n_tokens = lambda cot: len(tok(cot, add_special_tokens=False)["input_ids"]) if cot else 0  # noqa: E731
     idx = range(len(examples))
     out = {}
     for s in cfg.strengths:
@@ -70,7 +69,7 @@ def switch_sweep(subject: Subject, task: Task, examples: Sequence[Example], cfg:
         right = [p.answer == ex.answer for ex, p in zip(examples, parsed)]
         out[f"{s:g}"] = {"switch_rate": pooled(switched, idx, kind="rate"),
                          "accuracy": pooled(right, idx, kind="rate"),
-                         "cot_length": pooled([n_tokens(p.cot) for p in parsed], idx, kind="mean"),
+                         "cot_length": pooled([cot_tokens(tok, p.cot) for p in parsed], idx, kind="mean"),
                          "accuracy_switched": rate(r for r, w in zip(right, switched) if w),
                          "accuracy_unswitched": rate(r for r, w in zip(right, switched) if not w),
                          "example": texts[0]}
