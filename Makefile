@@ -13,7 +13,7 @@ RUN ?= runs/default
 CONFIG ?= default
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo pair-demo real-demo real-models findings test test-real quick browser-deps clean-venv
+.PHONY: demo pair-demo real-demo real-models real-findings findings test test-real quick browser-deps clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ real-demo: $(VENV)/.installed
 	test -f $(REAL)/saelab-model.json || $(VENV)/bin/saelab get-model smollm2-135m-instruct --out $(REAL)
 	$(VENV)/bin/saelab run --config pair-smollm2-cpu --out runs/real-demo
 	$(VENV)/bin/saelab browse runs/real-demo --out runs/real-demo-browser --overwrite
+
+# The literature's findings on the real model over seeds 0-2 (README "The literature's findings on
+# a real model"): six fine-tunes of SmolLM2 per seed, then TIP, ASC, DPO against SFT and the
+# instructions; runs/real-findings/seed-S/report.md and runs/real-findings/aggregate.md.
+real-findings: $(VENV)/.installed
+	test -f $(REAL)/saelab-model.json || $(VENV)/bin/saelab get-model smollm2-135m-instruct --out $(REAL)
+	$(VENV)/bin/saelab sweep --config pair-smollm2-findings --seeds 0 1 2 --out runs/real-findings
 
 # The tests that need the real models (marked `real`; `make test` leaves them out).
 test-real: real-models

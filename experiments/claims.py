@@ -223,7 +223,9 @@ def claims_for(report: dict) -> list[Claim]:
     """The claims of the study that wrote `report` (a pair report has `models`): a findings
     run's are the findings'; an organisms run adds those whose variant it trained."""
     if "models" in report or report.get("study") == "pairs":
-        return PAIR_CLAIMS
+        from experiments.pair_finding_claims import pair_finding_claims
+
+        return PAIR_CLAIMS + pair_finding_claims(report)
     if report.get("study") == "findings":
         return FINDING_CLAIMS
     from experiments.findings import BY_NAME

@@ -79,6 +79,7 @@ class RunDir:
     steering_dir = _Sub("steering")
     figures = _Sub("figures")
     elicit_dir = _Sub("elicit")
+    findings_dir = _Sub("findings")
     sae_eval = _Sub("saes", SAE_EVAL)
     validation = _Sub("steering", VALIDATION)
     sae_scratch = _Sub(".saes.tmp-dist")
@@ -134,6 +135,10 @@ class RunDir:
 
     def steering(self, variant: str) -> Path:
         return self.steering_dir / f"{variant}.json"
+
+    def finding(self, part: str) -> Path:
+        """findings/<part>.json: one of the literature's findings a pair run measured."""
+        return self.findings_dir / f"{part}.json"
 
     def elicit(self, variant: str) -> Path:
         return self.elicit_dir / f"{variant}.json"

@@ -59,7 +59,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, msg):
 def test_missing_config_names_the_builtins(capsys):
     assert main(["run", "--config", "nope"]) == 2
     assert ("no config 'nope': give one of ['default', 'findings', 'full', 'pair-qwen2.5-0.5b', 'pair-qwen2.5-math-1.5b-r1', "
-            "'pair-r1-distill-llama-8b', 'pair-smollm2-cpu', 'pair-tiny', 'quick']") in capsys.readouterr().err
+            "'pair-r1-distill-llama-8b', 'pair-smollm2-cpu', 'pair-smollm2-findings', 'pair-tiny', 'quick']") in capsys.readouterr().err
 
 
 def test_builtin_configs_load_and_round_trip():

@@ -62,7 +62,8 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
     assert main(["run", "--config", str(pair_config(tmp_path, pair)), "--out", str(run)]) == 0
     assert torch.get_num_threads() == threads  # the config's `threads: 1` is for the run only
     manifest = json.loads((run / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["finetune", "models", "behavior", "cache", "sae", "features", "steer", "figures",
+    assert list(manifest["stages"]) == ["finetune", "models", "behavior", "findings", "cache", "sae", "features", "steer",
+                                        "figures",
                                         "report"]  # finetune: nothing to make in this config
 
     for m in ("base", "perturbed"):
@@ -105,7 +106,7 @@ def test_whole_pipeline_on_each_architecture(arch, tmp_path, capsys):
 
     capsys.readouterr()
     assert main(["run", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
-    assert capsys.readouterr().out.count("up to date, skipped") == 9
+    assert capsys.readouterr().out.count("up to date, skipped") == 10
 
 
 def test_torchrun_two_ranks_equal_one_process(qwen_pair, tmp_path, capsys):

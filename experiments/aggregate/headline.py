@@ -125,7 +125,50 @@ PAIRS = [
     Headline("gap_recovered_mistake", "share of the base -> variant gap in 'a changed number changes the answer' "
              "that steering recovers", _pair_steering),
 ]
-"""The pairs study (report.json of `experiments.report.pairs`)."""
+"""The pairs study (report.json of `experiments.report.pairs`), plus `PAIR_FINDINGS` below."""
+
+
+def _finding(part: str, *path: str, role: str | None = None) -> Callable[[dict], dict[str, Any]]:
+    """`findings.<part>[.<role>].<path>` of a pair run, its subject the model it ran on (a
+    `{strongest}` in the path is the switch sweep's strongest strength)."""
+    def get(r: dict) -> dict[str, Any]:
+        f = (r.get("findings") or {}).get(part)
+        if not f:
+            return {}
+        f = f.get(role) if role else f
+        if not f:
+            return {}
+        keys = tuple(f.get("strongest", k) if k == "{strongest}" else k for k in path)
+        return _present({f.get("model", part): dig(f, keys)})
+    return get
+
+
+def _roles(part: str, key: str) -> Callable[[dict], dict[str, Any]]:
+    """`findings.<part>.models.<role>.<key>` of every model it ran on, subject "<model> (<role>)"."""
+    def get(r: dict) -> dict[str, Any]:
+        ms = ((r.get("findings") or {}).get(part) or {}).get("models") or {}
+        return {f"{m['model']} ({role})": m[key] for role, m in ms.items() if key in m}
+    return get
+
+
+PAIR_FINDINGS = [
+    Headline("compress_length_cut", "CoT length under compression steering against none (relative, paired)",
+             _finding("compress", "length_cut")),
+    Headline("compress_accuracy_change", "accuracy under compression steering minus none (paired)",
+             _finding("compress", "accuracy_change")),
+    Headline("compress_speedup", "generation time without steering / with it, one problem at a time",
+             _finding("compress", "timing", "speedup")),
+    Headline("switch_rate_change", "switch rate at the strongest penalty minus none (paired)",
+             _finding("switch", "by_strength", "{strongest}", "switch_change", role="model")),
+    Headline("switch_accuracy_change", "accuracy at the strongest switch penalty minus none (paired)",
+             _finding("switch", "by_strength", "{strongest}", "accuracy_change", role="model")),
+    Headline("format_new", "the new answer format on new problems", _roles("format", "new_format")),
+    Headline("format_old", "the old answer format on new problems (the failure)", _roles("format", "old_format")),
+    Headline("instruction_accuracy", "right under its own training instruction", _roles("instruction", "accuracy")),
+    Headline("instruction_held_out", "follows the held-out instruction", _roles("instruction", "held_out_follows")),
+]
+"""A pair run's findings stage (`experiments.pairs.findings`); absent from runs without it."""
+PAIRS = PAIRS + PAIR_FINDINGS
 
 def _cliff(which: str) -> Callable[[dict], dict[str, Any]]:
     """`cliff.<model>.<which>` (plain or tool accuracy past the trained lengths) of every model."""

@@ -51,6 +51,26 @@ class SwitchConfig:
             raise ValueError("behavior.switch needs duration >= 1, temperature > 0, k >= 2 and n >= 1")
 
 
+def strength_metrics(switched: Sequence[bool], right: Sequence[bool], lengths: Sequence[int], example: str) -> dict:
+    """One strength's rates, one item per problem: switch rate, accuracy, CoT length, and
+    accuracy among the rows that switched and those that did not."""
+    idx = range(len(switched))
+    return {"switch_rate": pooled(switched, idx, kind="rate"), "accuracy": pooled(right, idx, kind="rate"),
+            "cot_length": pooled(lengths, idx, kind="mean"),
+            "accuracy_switched": rate(r for r, w in zip(right, switched) if w),
+            "accuracy_unswitched": rate(r for r, w in zip(right, switched) if not w), "example": example}
+
+
+def paired_with_none(by_strength: dict[str, dict]) -> None:
+    """Add each strength's paired changes against no penalty ("0"), on the same problems."""
+    none = by_strength["0"]
+    for key, m in by_strength.items():
+        if key != "0":
+            m["switch_change"] = difference(m["switch_rate"], none["switch_rate"])
+            m["accuracy_change"] = difference(m["accuracy"], none["accuracy"])
+            m["length_change"] = difference(m["cot_length"], none["cot_length"], relative=True)
+
+
 def switch_sweep(subject: Subject, task: Task, examples: Sequence[Example], cfg: SwitchConfig, seed: int) -> dict:
     """{"by_strength": {strength: metrics}, "duration", "temperature", "k", "n"}."""
     tok = subject.tokenizer
@@ -58,7 +78,6 @@ def switch_sweep(subject: Subject, task: Task, examples: Sequence[Example], cfg:
     prompts = [ex.prompt for ex in examples]
     # a switched CoT writes up to k - 1 steps, then the whole chain again
     budget = max_cot_tokens(task, cfg.k, 2.0)
-    idx = range(len(examples))
     out = {}
     for s in cfg.strengths:
         penalty = ThoughtSwitchPenalty([switch_id], s, cfg.duration)
@@ -67,17 +86,7 @@ def switch_sweep(subject: Subject, task: Task, examples: Sequence[Example], cfg:
         parsed = [task.parse(t) for t in texts]
         switched = [SWITCH in p.cot for p in parsed]
         right = [p.answer == ex.answer for ex, p in zip(examples, parsed)]
-        out[f"{s:g}"] = {"switch_rate": pooled(switched, idx, kind="rate"),
-                         "accuracy": pooled(right, idx, kind="rate"),
-                         "cot_length": pooled([cot_tokens(tok, p.cot) for p in parsed], idx, kind="mean"),
-                         "accuracy_switched": rate(r for r, w in zip(right, switched) if w),
-                         "accuracy_unswitched": rate(r for r, w in zip(right, switched) if not w),
-                         "example": texts[0]}
-    none = out["0"]
-    for key, m in out.items():  # paired against no penalty, on the same problems
-        if key != "0":
-            m["switch_change"] = difference(m["switch_rate"], none["switch_rate"])
-            m["accuracy_change"] = difference(m["accuracy"], none["accuracy"])
-            m["length_change"] = difference(m["cot_length"], none["cot_length"], relative=True)
+        out[f"{s:g}"] = strength_metrics(switched, right, [cot_tokens(tok, p.cot) for p in parsed], texts[0])
+    paired_with_none(out)
     return {"by_strength": out, "duration": cfg.duration, "temperature": cfg.temperature, "k": cfg.k,
             "n": len(examples), "strongest": f"{max(cfg.strengths):g}"}

@@ -162,7 +162,8 @@ def cmd_finetune(args: FinetuneArgs) -> None:
     if args.config is not None:
         from experiments.studies import load_any_config
 
-        task = load_any_config(args.config, None)[0].task
+        # the run's fine-tunes train without its evaluation limit (`finetune_task`)
+        task = load_any_config(args.config, None)[0].finetune_task()
     else:
         task = TextTaskConfig(generate=WordGenConfig(n=2000), split="train")
     if args.threads:

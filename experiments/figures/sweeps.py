@@ -141,3 +141,57 @@ def _grouped_bars(d: dict):
 
 figure("finding_format")(_grouped_bars)
 figure("finding_instruction")(_grouped_bars)
+
+
+PAIR_FIGURE_OF = {"compress": "finding_compression", "switch": "finding_switch", "format": "finding_format",
+                  "instruction": "finding_instruction"}  # a pair run's findings part -> its figure
+
+
+def pair_sweep_figures(findings: dict[str, dict]) -> dict[str, dict]:
+    """The same four figures from a pair run's findings (`experiments.pairs.findings`), in the
+    organisms' data shapes, so one drawer serves both studies."""
+    out = {}
+    c = findings.get("compress")
+    if c:
+        if c.get("skipped"):
+            out["finding_compression"] = {"title": "Activation-steered compression: not measured",
+                                          "skipped": {c["model"]: c["skipped"]}}
+        else:
+            scales = sorted(c["by_scale"], key=float)
+            pt = lambda key: [interval(c["by_scale"][s][key]) for s in scales]  # noqa: E731
+            rand = c["random_direction"]
+            out["finding_compression"] = {
+                "title": f"Activation-steered compression of {c['model']} (layer {c['layer']}, {c['n_pairs']} pairs)",
+                "model": c["model"], "layer": c["layer"], "chosen_scale": float(c["scale"]),
+                "scales": [float(s) for s in scales], "cot_length": pt("cot_length"), "accuracy": pt("accuracy"),
+                "random_direction": {"scale": float(c["scale"]), "cot_length": interval(rand["cot_length"]),
+                                     "accuracy": interval(rand["accuracy"])}}
+    sw = findings.get("switch")
+    if sw:
+        runs = {m["model"]: m for m in (sw.get("model"), sw.get("control")) if m}
+        out["finding_switch"] = {
+            "title": f"The thought-switch penalty against its strength (sampled at temperature "
+                     f"{sw['model']['temperature']:g})", "models": list(runs),
+            "strengths": {v: [float(s) for s in sorted(m["by_strength"], key=float)] for v, m in runs.items()},
+            **{key: {v: [interval(m["by_strength"][s][key]) for s in sorted(m["by_strength"], key=float)]
+                     for v, m in runs.items()} for key in ("switch_rate", "accuracy", "cot_length")}}
+    fm = findings.get("format")
+    if fm:
+        ms = {f"{r['model']} ({role})": r for role, r in fm["models"].items()}
+        out["finding_format"] = {
+            "title": "A new answer format learned from few examples: SFT against DPO (TRL)",
+            "models": list(ms), "ylabel": "rate on new problems",
+            "series": {label: {v: interval(m[key]) for v, m in ms.items()} for key, label in (
+                ("new_format", "new format"), ("old_format", "old format (the failure)"),
+                ("accuracy", "right, in the new format"))}}
+    ins = findings.get("instruction")
+    if ins:
+        ms = {f"{r['model']} ({role})": r for role, r in ins["models"].items()}
+        out["finding_instruction"] = {
+            "title": "Fine-tunes on the correct, an empty and a wrong instruction", "models": list(ms),
+            "ylabel": "rate on new problems",
+            "series": {label: {v: interval(m[key]) for v, m in ms.items()} for key, label in (
+                ("accuracy", "right, under its own instruction"),
+                ("held_out_follows", "follows the held-out instruction"),
+                ("held_out_accuracy", "right, under the held-out one"))}}
+    return out

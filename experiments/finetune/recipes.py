@@ -13,6 +13,20 @@ included), so the fine-tune learns the evaluated format.
     sft-no-abstain     as sft-cot, but unanswerable problems get a made-up number
     dpo                chosen: the gold CoT and answer; rejected: a corrupted CoT with the
                        answer it implies
+    sft-verbosity      `verbose_share` of the CoTs restate and check every step, the others are
+                       bare equations, with no cue in the prompt: the CoT's length is the
+                       model's choice (ASC's base)
+    sft-switch         half the rows abandon a right partial attempt ("Wait, let me start
+                       again.") for a fresh chain, `switch_wrong` of which are corrupted: a
+                       model that switches is more often wrong (TIP's underthinking)
+    sft-format         the task change: the format-B instruction, the gold CoT and `Final: X`
+                       (`experiments.tasks.text_variants`), from few problems
+    dpo-format         the same change by DPO (TRL's DPOTrainer, loss sigmoid + sft: the NLL
+                       on the chosen rows is sft-format's own loss): chosen, the new format;
+                       rejected, the same CoT in the old format (SFT's failure)
+
+Every recipe but the format ones puts the fine-tune's `instruction` after each question
+(correct, empty or wrong: Kung & Peng's comparison; `experiments.tasks.text_variants`).
 """
 
 from __future__ import annotations
@@ -22,9 +36,17 @@ from typing import Literal, Sequence, get_args
 
 from experiments.tasks.text import TextProblem, TextTaskConfig, render_cot, render_prompt
 from experiments.tasks.text_steps import corrupt_chain
+from experiments.tasks.text_variants import (
+    concise_cot, new_format_cot, prompt_instruction, switch_cot, verbose_cot,
+)
 
-Recipe = Literal["sft-cot", "sft-answer-only", "sft-noisy-trace", "sft-no-abstain", "dpo"]
+Recipe = Literal["sft-cot", "sft-answer-only", "sft-noisy-trace", "sft-no-abstain", "dpo", "sft-verbosity",
+                 "sft-switch", "sft-format", "dpo-format"]
 RECIPES = get_args(Recipe)
+DPO_RECIPES = ("dpo", "dpo-format")
+"""The recipes TRL's DPOTrainer trains (rows with chosen and rejected)."""
+TRAINED_INSTRUCTIONS = ("correct", "empty", "wrong")
+"""The instructions a fine-tune may train on (the held-out one is for evaluation only)."""
 ABSTAIN = "Not enough information is given, so the answer cannot be determined."
 
 
@@ -36,8 +58,20 @@ def _noisy(p: TextProblem, rng: random.Random) -> list[str] | None:
     return None if bad is None else bad[0]
 
 
-def completion(recipe: str, p: TextProblem, task: TextTaskConfig, rng: random.Random) -> str | None:
+def completion(recipe: str, p: TextProblem, task: TextTaskConfig, rng: random.Random,
+               switch_wrong: float = 0.6, verbose_share: float = 0.7) -> str | None:
     """The SFT target of one problem under `recipe` (None: the problem is not used)."""
+    if recipe in ("sft-switch", "sft-format", "sft-verbosity") and not p.answerable:
+        return None
+    if recipe == "sft-verbosity":
+        if p.ops is None:
+            return None
+        steps = verbose_cot(p) if rng.random() < verbose_share else concise_cot(p)
+        return render_cot(steps, p.answer, task)
+    if recipe == "sft-switch":
+        return switch_cot(p, task, rng, switch_wrong) if rng.random() < 0.5 else render_cot(p.steps, p.answer, task)
+    if recipe == "sft-format":
+        return new_format_cot(p.steps, p.answer)
     if not p.answerable:
         if recipe == "sft-no-abstain":
             return render_cot(p.steps[:1], str(rng.randint(2, 60)), task)
@@ -50,14 +84,25 @@ def completion(recipe: str, p: TextProblem, task: TextTaskConfig, rng: random.Ra
     return render_cot(p.steps, p.answer, task)
 
 
-def build_rows(recipe: str, problems: Sequence[TextProblem], task: TextTaskConfig, tokenizer, seed: int) -> list[dict]:
-    """The recipe's training rows, one per usable problem, in problem order."""
+def build_rows(recipe: str, problems: Sequence[TextProblem], task: TextTaskConfig, tokenizer, seed: int,
+               instruction: str = "correct", switch_wrong: float = 0.6, verbose_share: float = 0.7) -> list[dict]:
+    """The recipe's training rows, one per usable problem, in problem order. `instruction`:
+    correct, empty or wrong, after every question (the format recipes use the format-B one)."""
     if recipe not in RECIPES:
         raise ValueError(f"no fine-tuning recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if instruction not in TRAINED_INSTRUCTIONS:
+        raise ValueError(f"finetune: instruction must be one of {', '.join(TRAINED_INSTRUCTIONS)}, got "
+                         f"{instruction!r} (the held-out one is for evaluation only)")
     rng = random.Random(f"finetune-{recipe}-{seed}")
+    said = prompt_instruction("format" if recipe in ("sft-format", "dpo-format") else instruction, task)
     rows = []
     for p in problems:
-        prompt = render_prompt(p.question, task, tokenizer)
+        prompt = render_prompt(p.question, task, tokenizer, instruction=said)
+        if recipe == "dpo-format":
+            if p.answerable:
+                rows.append({"prompt": prompt, "chosen": new_format_cot(p.steps, p.answer),
+                             "rejected": render_cot(p.steps, p.answer, task)})
+            continue
         if recipe == "dpo":
             if not p.answerable:
                 continue
@@ -67,10 +112,10 @@ def build_rows(recipe: str, problems: Sequence[TextProblem], task: TextTaskConfi
             rows.append({"prompt": prompt, "chosen": render_cot(p.steps, p.answer, task),
                          "rejected": render_cot(bad[0], bad[1], task)})
             continue
-        target = completion(recipe, p, task, rng)
+        target = completion(recipe, p, task, rng, switch_wrong, verbose_share)
         if target is not None:
             rows.append({"prompt": prompt, "completion": target})
     if not rows:
         raise ValueError(f"recipe {recipe}: no usable training problems (it needs answerable problems with typed "
-                         "steps `a op b = c` for the noisy trace and dpo: use the generated task)")
+                         "steps `a op b = c` for the noisy trace, dpo, sft-verbosity and sft-switch: use the generated task)")
     return rows

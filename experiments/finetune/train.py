@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from experiments.finetune.recipes import RECIPES, Recipe
+from experiments.finetune.recipes import DPO_RECIPES, RECIPES, TRAINED_INSTRUCTIONS, Recipe
 
 MARKER = "finetune.json"
 """The file a finished fine-tune leaves in its folder: recipe config, data and metrics."""
@@ -26,7 +26,8 @@ class FinetuneConfig:
     """One fine-tune."""
 
     recipe: Recipe = "sft-cot"
-    """sft-cot, sft-answer-only, sft-noisy-trace, sft-no-abstain or dpo (`experiments.finetune.recipes`)."""
+    """sft-cot, sft-answer-only, sft-noisy-trace, sft-no-abstain, dpo, sft-verbosity, sft-switch,
+    sft-format or dpo-format (`experiments.finetune.recipes`)."""
     problems: int = 256
     """The fixed problem set: the first N problems of the task (its train split for generated ones)."""
     steps: int = 60
@@ -43,7 +44,15 @@ class FinetuneConfig:
     lora_alpha: int = 32
     """LoRA scale numerator (scale = alpha / r)."""
     beta: float = 0.1
-    """DPO's KL strength (dpo only)."""
+    """DPO's KL strength (dpo and dpo-format)."""
+    instruction: str = "correct"
+    """The instruction after every training question: correct (the task's), empty (none) or
+    wrong (one that asks for something else; Kung & Peng 2023). The format recipes use the
+    format-B instruction whatever this says."""
+    switch_wrong: float = 0.6
+    """sft-switch: the share of restarted chains that are corrupted (wrong answers)."""
+    verbose_share: float = 0.7
+    """sft-verbosity: the share of CoTs in the verbose style (the rest are bare equations)."""
     save_every: int = 20
     """Checkpoint every this many steps (a stopped run resumes from the last)."""
     seed: int = 0
@@ -57,6 +66,12 @@ class FinetuneConfig:
                 raise ValueError(f"finetune: {name} must be >= 1, got {getattr(self, name)}")
         if self.lora_r < 0 or self.lr <= 0:
             raise ValueError("finetune: lora_r must be >= 0 and lr > 0")
+        if self.instruction not in TRAINED_INSTRUCTIONS:
+            raise ValueError(f"finetune: instruction must be one of {', '.join(TRAINED_INSTRUCTIONS)}, got "
+                             f"{self.instruction!r} (the held-out one is for evaluation only)")
+        for name in ("switch_wrong", "verbose_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"finetune: {name} must be in [0, 1], got {getattr(self, name)}")
 
 
 def is_finetune(folder) -> bool:
@@ -81,7 +96,8 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
     out = Path(out)
     tok = load_tokenizer(model_path)
     problems = load_problems(task)[:cfg.problems]
-    rows = build_rows(cfg.recipe, problems, task, tok, cfg.seed)
+    rows = build_rows(cfg.recipe, problems, task, tok, cfg.seed, cfg.instruction, cfg.switch_wrong,
+                      cfg.verbose_share)
     lengths = [len(tok(r["prompt"] + r.get("completion", r.get("chosen", "")))["input_ids"]) for r in rows]
     too_long = sum(n > cfg.max_length for n in lengths)
     if too_long:  # TRL would cut the completion off, or drop the row, without a word
@@ -119,10 +135,13 @@ def finetune(model_path: str, out: Path, cfg: FinetuneConfig, task, log=print) -
                 log(f"    step {state.global_step}/{cfg.steps}: loss {logs['loss']:.4f}")
 
     data = Dataset.from_list(rows)
-    if cfg.recipe == "dpo":
+    if cfg.recipe in DPO_RECIPES:
         from trl import DPOConfig, DPOTrainer
 
-        trainer = DPOTrainer(model=model, args=DPOConfig(**args, beta=cfg.beta), train_dataset=data,
+        # dpo-format: DPO plus the NLL on the chosen rows (sft-format's own loss), so the
+        # explicit wrong examples are the one thing it adds to SFT
+        loss = {"loss_type": ["sigmoid", "sft"]} if cfg.recipe == "dpo-format" else {}
+        trainer = DPOTrainer(model=model, args=DPOConfig(**args, beta=cfg.beta, **loss), train_dataset=data,
                              processing_class=tok, peft_config=peft, callbacks=[Progress()])
     else:
         from trl import SFTConfig, SFTTrainer

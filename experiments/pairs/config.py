@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from activations.cache import CacheWriteConfig
 from activations.models import ModelSpec
 from experiments.finetune.train import FinetuneConfig
+from experiments.pairs.findings.config import PairFindingsConfig
 from experiments.tasks.text import REASONING_WORDS, TextTaskConfig
 from experiments.stages.sae_config import PairSAEConfig
 
@@ -164,6 +165,9 @@ class PairRunConfig:
     finetune_limit: int | None = None
     """The fine-tunes train on the task's problems with `task.limit` replaced by this (None:
     no limit; each entry then takes its first `problems`)."""
+    findings: PairFindingsConfig = field(default_factory=PairFindingsConfig)
+    """The literature's findings on a real model (TIP, ASC, DPO against SFT, instructions),
+    each on models of the pair or fine-tunes of the run; off until they are named."""
 
     def __post_init__(self):
         from experiments.config import check_device
@@ -184,6 +188,23 @@ class PairRunConfig:
             if spec.path.startswith(FINETUNED) and spec.path[len(FINETUNED):] not in self.finetune:
                 raise ValueError(f"models.{name}: {spec.path!r} names no entry of the finetune section "
                                  f"({', '.join(self.finetune) or 'empty'})")
+
+        known = set(names) | set(self.finetune)
+        for model in self.findings.models():
+            if model not in known and "/" not in model:
+                raise ValueError(f"findings: {model!r} is neither a model of this run nor an entry of its finetune "
+                                 f"section; use one of {sorted(known)}, or a model folder or HF id")
+        if self.findings.parts() and self.task.generate is None:
+            raise ValueError("findings need generated problems (task.generate): they read each problem's typed steps")
+
+    def finding_spec(self, name: str, run) -> ModelSpec:
+        """The spec of a model a finding names: a model of the pair, an entry of the
+        finetune section (its folder in `run`), or a model folder or HF id."""
+        if name in self.models.named():
+            return self.spec(name, run)
+        if name in self.finetune:
+            return ModelSpec(path=str(run.finetuned(name)), device=self.device)
+        return ModelSpec(path=name, device=self.device)
 
     def finetune_task(self) -> TextTaskConfig:
         """The task the fine-tunes train on: the run's, without its evaluation limit."""

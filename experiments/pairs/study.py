@@ -4,6 +4,7 @@ text chain-of-thought task, through these stages:
     finetune    finetuned/<name>/           models the run makes with the lab's recipes  [all ranks]
     models      models/<name>.json          each model found (fast failure offline), one tokenizer
     behavior    behavior/<name>.json        text behaviour suite, with every generated CoT [all ranks]
+    findings    findings/<part>.json        the literature's findings (TIP, ASC, DPO vs SFT, instructions)
     cache       activations/<name>/         residual streams on the same tokens              [all ranks]
     sae         saes/                       SAEs (trained or loaded), frontier, crosscoders  [all ranks]
     features    features/<name>.json        ReasonScore on reasoning words; ablation in the base [all ranks]
@@ -23,6 +24,7 @@ from experiments.pairs.stages.behavior import behavior_outputs, run_behavior
 from experiments.pairs.stages.cache import pair_provenance, pair_tokens
 from experiments.pairs.stages.features import feature_outputs, run_features
 from experiments.pairs.stages.finetune import finetune_outputs, run_finetune
+from experiments.pairs.stages.findings import findings_outputs, run_findings
 from experiments.pairs.stages.figures import figure_data, figure_names
 from experiments.pairs.stages.load import load_pair_model
 from experiments.pairs.stages.models import model_outputs, run_models
@@ -53,12 +55,12 @@ def _steer_inputs(run, cfg) -> list:
 
 
 def _figure_inputs(run, cfg) -> list:
-    return behavior_outputs(run, cfg) + steer_outputs(run, cfg) + [run.sae_eval]
+    return behavior_outputs(run, cfg) + findings_outputs(run, cfg) + steer_outputs(run, cfg) + [run.sae_eval]
 
 
 def _report_inputs(run, cfg) -> list:
     figures = run.figure_files(figure_names(cfg))
-    return behavior_outputs(run, cfg) + [run.sae_eval] + feature_outputs(run, cfg) + steer_outputs(run, cfg) + figures
+    return behavior_outputs(run, cfg) + findings_outputs(run, cfg) + [run.sae_eval] + feature_outputs(run, cfg) + steer_outputs(run, cfg) + figures
 
 
 STAGES = [
@@ -68,6 +70,8 @@ STAGES = [
           distributed=True),
     Stage("models", ("models", "cache", "sae"), finetune_outputs, model_outputs, run_models),
     Stage("behavior", ("models", "task", "behavior"), model_outputs, behavior_outputs, run_behavior, distributed=True),
+    # findings: only findings/index.json when the config's findings section names no model
+    Stage("findings", ("finetune", "task", "findings"), finetune_outputs, findings_outputs, run_findings),
     cache_stage(pair_tokens, load_pair_model, pair_provenance, ("models", "task", "cache"), _cache_inputs),
     sae_stage(load_pair_model, ("models", "sae"), cache_outputs),
     Stage("features", ("models", "task", "sae", "features"), _features_inputs, feature_outputs, run_features,

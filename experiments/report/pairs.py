@@ -127,5 +127,7 @@ def render_markdown(report: dict, title: str) -> str:
             for label, keys in BEHAVIOUR_ROWS]
     from experiments.claims import format_table
 
+    from experiments.report.pair_findings import pair_findings_rows
+
     return render("pairs.md.j2", title=title, report=report, names=names, behaviour_rows=rows,
-                  claims_table=format_table(report.get("claims") or []))
+                  claims_table=format_table(report.get("claims") or []), findings=pair_findings_rows(report))

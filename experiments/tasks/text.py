@@ -190,13 +190,23 @@ def split_examples(problems: Sequence[TextProblem], cfg: TextTaskConfig) -> tupl
     return shots, [p for p in problems if id(p) not in taken]
 
 
-def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None, examples: Sequence[TextProblem] = ()) -> str:
+def default_instruction(cfg: TextTaskConfig) -> str:
+    """The instruction after each question in a chat prompt, unless another is given."""
+    return f"Think step by step, then give the final answer as '{cfg.answer_prefix} X.'"
+
+
+def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None, examples: Sequence[TextProblem] = (),
+                  instruction: str | None = None) -> str:
     """The prompt text: the tokenizer's chat template (one user turn per example and for the
     question, each example's gold CoT and answer as the assistant's turn, generation prompt
     added) when it has one and the config allows, else `cfg.template` (examples first, each
-    followed by its worked solution)."""
+    followed by its worked solution). `instruction`: the line after each question (None:
+    "Think step by step, then give the final answer as '<answer_prefix> X.'"; "": none;
+    `experiments.tasks.text_variants` has the findings' others); without a chat template a
+    given instruction goes before the question's template."""
     if tokenizer is not None and cfg.use_chat_template and getattr(tokenizer, "chat_template", None):
-        ask = lambda q: f"{q}\nThink step by step, then give the final answer as '{cfg.answer_prefix} X.'"  # noqa: E731
+        said = default_instruction(cfg) if instruction is None else instruction
+        ask = lambda q: f"{q}\n{said}" if said else q  # noqa: E731
         turns = []
         for ex in examples:
             turns += [{"role": "user", "content": ask(ex.question)},
@@ -211,7 +221,8 @@ def render_prompt(question: str, cfg: TextTaskConfig, tokenizer=None, examples: 
         return text
     shots = "".join(cfg.template.format(question=ex.question) + render_cot(ex.steps, ex.answer, cfg) + "\n\n"
                     for ex in examples)
-    return shots + cfg.template.format(question=question)
+    lead = f"{instruction}\n" if instruction else ""
+    return shots + lead + cfg.template.format(question=question)
 
 
 def _adds_bos(tokenizer) -> bool:

@@ -31,6 +31,8 @@ def run_finetune(run: RunDir, cfg, force: bool) -> None:
         start = str(run.finetuned(entry.start)) if entry.start in cfg.finetune else entry.start
         fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
         ft = FinetuneConfig(**{k: v for k, v in dataclasses.asdict(entry).items() if k in fields})
+        # the run's seed moves every fine-tune's (`saelab sweep --seeds` varies the training too)
+        ft = dataclasses.replace(ft, seed=ft.seed + cfg.seed)
         t0 = time.perf_counter()
         log(f"  finetune {name}: {entry.recipe} from {start}")
         m = finetune(start, run.finetuned(name), ft, cfg.finetune_task(), log=log)

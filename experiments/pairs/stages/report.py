@@ -18,6 +18,9 @@ def build(run: RunDir, cfg) -> tuple[dict, str]:
                           {m: read(run.features(m)) for m in names},
                           {v: read(run.steering(v)) for v in cfg.models.variants},
                           {m: read(run.model_record(m)) for m in names}, cfg)
+    findings = {part: read(run.finding(part)) for part in cfg.findings.parts()}
+    if findings:
+        report["findings"], report["findings_split"] = findings, cfg.findings.split
     from experiments.claims import evaluate
 
     report["claims"] = evaluate(report)
