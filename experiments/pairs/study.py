@@ -70,8 +70,9 @@ STAGES = [
           distributed=True),
     Stage("models", ("models", "cache", "sae"), finetune_outputs, model_outputs, run_models),
     Stage("behavior", ("models", "task", "behavior"), model_outputs, behavior_outputs, run_behavior, distributed=True),
-    # findings: only findings/index.json when the config's findings section names no model
-    Stage("findings", ("finetune", "task", "findings"), finetune_outputs, findings_outputs, run_findings),
+    # findings: only findings/index.json when the config's findings section names no model; it reads
+    # `models` too (a finding may name a model of the pair)
+    Stage("findings", ("models", "finetune", "task", "findings"), finetune_outputs, findings_outputs, run_findings),
     cache_stage(pair_tokens, load_pair_model, pair_provenance, ("models", "task", "cache"), _cache_inputs),
     sae_stage(load_pair_model, ("models", "sae"), cache_outputs),
     Stage("features", ("models", "task", "sae", "features"), _features_inputs, feature_outputs, run_features,
